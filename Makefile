@@ -1,0 +1,51 @@
+# driftd — every target installs what it needs into .venv (in this repo).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+KAFKA  := scripts/kafka/kafka.sh
+export KAFKA_PORT ?= 9092
+
+.PHONY: install test test-fast test-nojit lint bench demo kafka-up kafka-down kafka-fetch clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+kafka-fetch: install
+	$(KAFKA) fetch
+
+kafka-up: install
+	$(KAFKA) up
+
+kafka-down:
+	$(KAFKA) down
+
+lint: install
+	$(VENV)/bin/ruff check driftd tests benchmarks
+	$(VENV)/bin/mypy --strict driftd
+
+# The whole suite: lint, every test (broker-backed ones against a real Kafka the suite starts,
+# or KAFKA_BOOTSTRAP_SERVERS), then the kernel tests once more with the JIT disabled.
+test: install kafka-fetch lint
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-nojit
+
+test-nojit: install
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:cacheprovider tests/stats
+
+test-fast: install
+	$(PY) -m pytest -m "not kafka and not slow"
+
+bench: install kafka-fetch
+	$(PY) -m benchmarks.kernels --json
+
+demo: install kafka-fetch
+	bash scripts/demo.sh
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

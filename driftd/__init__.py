@@ -1,0 +1,5 @@
+"""driftd: streaming drift detection."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

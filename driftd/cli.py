@@ -1,0 +1,235 @@
+"""Command line: run | replay | profile build | check-config | config-schema.
+
+The only place where exit codes are decided: 0 ok, 2 bad config or usage (the message names
+the key and the problem), 1 runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from driftd import __version__
+from driftd.errors import ConfigError, DriftdError, SourceError, StateError
+
+log = logging.getLogger("driftd")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        d: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            d["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(d).decode()
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage errors → exit 2 with a clear line
+        self.print_usage(sys.stderr)
+        raise ConfigError("usage", message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="driftd", description="Streaming drift detection for ML predictions.")
+    p.add_argument("--version", action="version", version=f"driftd {__version__}")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="consume Kafka, export metrics, call webhooks")
+    run.add_argument("-c", "--config", required=True)
+    run.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers (comma list)")
+    run.add_argument("--group-id", help="override kafka.group_id")
+    run.add_argument("--listen", help="override http.listen (HOST:PORT)")
+    run.add_argument("--state-dir", help="override state.dir")
+
+    rp = sub.add_parser("replay", help="run the pipeline over JSONL files, print evaluations")
+    rp.add_argument("-c", "--config", required=True)
+    rp.add_argument("files", nargs="+", help="JSONL files, or - for stdin")
+    rp.add_argument("--out", help="write JSONL here instead of stdout")
+    rp.add_argument("--batch", type=int, default=5000, help="micro-batch size")
+
+    prof = sub.add_parser("profile", help="reference profiles")
+    psub = prof.add_subparsers(dest="profile_command", required=True, parser_class=_Parser)
+    pb = psub.add_parser("build", help="compile a reference profile from baseline data")
+    pb.add_argument("-c", "--config", required=True)
+    pb.add_argument("--monitor", required=True)
+    pb.add_argument("--input", required=True, nargs="+", help="JSONL file(s) in the event schema")
+    pb.add_argument("--out", required=True)
+    pb.add_argument("--seed", type=int, default=0)
+
+    cc = sub.add_parser("check-config", help="validate and print the effective config")
+    cc.add_argument("-c", "--config", required=True)
+
+    sub.add_parser("config-schema", help="print the config's JSON Schema")
+    return p
+
+
+def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Any:
+    from driftd.config import load_config
+
+    return load_config(args.config, overrides=overrides)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from driftd.config import masked_dump
+    from driftd.runtime.engine import load_specs
+
+    cfg = _load(args)
+    specs = load_specs(cfg)  # profiles exist, match the features, tests resolve
+    data = masked_dump(cfg)
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    for s in specs:
+        feats = ", ".join(f"{f.name}={f.test.name}@{f.threshold:g}" for f in s.features)
+        if s.prediction is not None:
+            feats += f", prediction={s.prediction.test.name}@{s.prediction.threshold:g}"
+        sys.stdout.write(f"# monitor {s.cfg.name}: profile {s.profile.id} ({s.profile.events} events); {feats}\n")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from driftd.config import Config
+
+    sys.stdout.write(orjson.dumps(Config.model_json_schema(by_alias=True), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def cmd_profile_build(args: argparse.Namespace) -> int:
+    from driftd.windows.profile import build_profile
+
+    cfg = _load(args)
+    mon = cfg.monitor(args.monitor)
+
+    def lines() -> Any:
+        for path in args.input:
+            try:
+                fh = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+            except OSError as exc:
+                raise ConfigError("--input", f"cannot read {path}: {exc.strerror}") from None
+            with fh:
+                yield from fh
+
+    prof = build_profile(mon, cfg.schema_, lines(), seed=args.seed)
+    if prof.events == 0:
+        raise ConfigError("--input", "no usable events in the input")
+    pid = prof.save(Path(args.out))
+    sys.stderr.write(
+        f"profile {pid} for monitor {mon.name}: {prof.events} events"
+        f" ({prof.rejected} rejected), {len(prof.features)} features -> {args.out}\n"
+    )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from driftd.runtime.engine import Engine
+    from driftd.sources.file import FileSource
+
+    cfg = _load(args)
+    engine = Engine(cfg)
+    for p in args.files:
+        if p != "-" and not Path(p).is_file():
+            raise ConfigError("files", f"{p} is not a readable file")
+    out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    src = FileSource(args.files)
+    src.open()
+    opts = orjson.OPT_SERIALIZE_NUMPY
+    try:
+        while not src.exhausted:
+            batch = src.poll(args.batch)
+            if not batch:
+                continue
+            for o in engine.process(batch):
+                out.write(orjson.dumps(o, option=opts) + b"\n")
+        out.write(orjson.dumps(engine.summary()) + b"\n")
+        out.flush()
+    finally:
+        src.close()
+        if args.out:
+            out.close()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from driftd.runtime.daemon import Daemon
+
+    overrides: dict[str, Any] = {
+        "kafka.bootstrap_servers": args.bootstrap_servers,
+        "kafka.group_id": args.group_id,
+        "http.listen": args.listen,
+        "state.dir": args.state_dir,
+    }
+    cfg = _load(args, overrides)
+    daemon = Daemon(cfg)
+    daemon.install_signal_handlers()
+    return daemon.run()
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "replay": cmd_replay,
+    "check-config": cmd_check_config,
+    "config-schema": cmd_config_schema,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except ConfigError as exc:
+        sys.stderr.write(f"driftd: error: {exc.problem}\n")
+        return 2
+    setup_logging(args.log_level, args.log_format)
+    try:
+        if args.command == "profile":
+            return cmd_profile_build(args)
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        sys.stderr.write(f"driftd: config error: {exc}\n")
+        return 2
+    except StateError as exc:
+        sys.stderr.write(f"driftd: {exc}\n")
+        return 2
+    except SourceError as exc:
+        log.error("source failed: %s", exc)
+        return 1
+    except DriftdError as exc:
+        log.error("%s", exc)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,390 @@
+"""Configuration: frozen pydantic models matching DESIGN.md.
+
+Precedence (highest first): CLI flags > ``DRIFTD_*`` environment variables > YAML file >
+defaults. Environment keys nest with ``__`` and list items are addressed by index, e.g.
+``DRIFTD_KAFKA__BOOTSTRAP_SERVERS='["k1:9092","k2:9092"]'`` or
+``DRIFTD_MONITORS__0__POLICY__MIN_EVENTS=500``; values are parsed as YAML scalars. Only
+variables whose first segment is a top-level config key are applied, so secrets such as
+``DRIFTD_WEBHOOK_SECRET`` referenced with ``{env: …}`` never collide with overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from driftd.errors import ConfigError
+
+ENV_PREFIX = "DRIFTD_"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Frozen):
+    """A secret given by environment variable, file, or (discouraged) inline value."""
+
+    env: str | None = None
+    file: Path | None = None
+    value: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        given = [x for x in (self.env, self.file, self.value) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of env, file, value")
+        return self
+
+    def resolve(self) -> bytes:
+        if self.env is not None:
+            v = os.environ.get(self.env)
+            if v is None:
+                raise ConfigError("secret.env", f"environment variable {self.env} is not set")
+            return v.encode()
+        if self.file is not None:
+            try:
+                return self.file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError("secret.file", f"cannot read {self.file}: {exc}") from exc
+        assert self.value is not None
+        return self.value.get_secret_value().encode()
+
+
+class KafkaConfig(_Frozen):
+    bootstrap_servers: list[str] = ["localhost:9092"]
+    topics: list[str] = ["predictions"]
+    group_id: str = "driftd"
+    client_id: str = "driftd"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = Field(default=10_000, ge=1)
+    fetch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_partition_fetch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    poll_timeout_ms: int = Field(default=200, ge=1)
+    session_timeout_ms: int = Field(default=45_000, ge=1000)
+    # Pass-through security settings for kafka-python.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+
+    @field_validator("bootstrap_servers", "topics", mode="before")
+    @classmethod
+    def _split_csv(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("bootstrap_servers", "topics")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+
+class SchemaConfig(_Frozen):
+    """Where each field lives in an event (dotted paths into the JSON object)."""
+
+    model: str = "model"
+    model_version: str = "model_version"
+    timestamp: str = "ts"
+    features: str = "features"
+    prediction: str = "prediction"
+    event_id: str = "event_id"
+    label: str = "label"
+
+
+class ProfileReference(_Frozen):
+    type: Literal["profile"]
+    path: Path
+
+
+class WarmupReference(_Frozen):
+    type: Literal["warmup"]
+    events: int = Field(default=10_000, ge=10)
+
+
+class VersionReference(_Frozen):
+    type: Literal["version"]
+    version: str
+
+
+Reference = Annotated[
+    ProfileReference | WarmupReference | VersionReference, Field(discriminator="type")
+]
+
+
+class SlidingWindow(_Frozen):
+    type: Literal["sliding"]
+    events: int = Field(default=5000, ge=10)
+    step: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _step_le_events(self) -> SlidingWindow:
+        if self.step > self.events:
+            raise ValueError("step must not exceed events")
+        return self
+
+
+class TumblingWindow(_Frozen):
+    type: Literal["tumbling"]
+    events: int = Field(default=5000, ge=10)
+
+
+Window = Annotated[SlidingWindow | TumblingWindow, Field(discriminator="type")]
+
+
+class FeatureConfig(_Frozen):
+    kind: Literal["numeric", "categorical"]
+    test: str | None = None  # None = automatic selection
+    threshold: float | None = None  # None = the test's default
+    path: str | None = None  # dotted path inside the features object; default: the name
+
+
+class PolicyConfig(_Frozen):
+    min_events: int = Field(default=1000, ge=1)
+    consecutive: int = Field(default=2, ge=1)
+    resolve_consecutive: int | None = Field(default=None, ge=1)  # None = same as consecutive
+    cooldown_s: float = Field(default=900.0, ge=0)
+    drift_share: float | None = Field(default=None, gt=0, le=1)
+
+
+class MonitorConfig(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    model: str
+    reference: Reference
+    window: Window = SlidingWindow(type="sliding")
+    features: dict[str, FeatureConfig]
+    prediction: FeatureConfig | None = None
+    policy: PolicyConfig = PolicyConfig()
+    actions: list[str] = []
+    fallback_version: str | None = None  # rollback_to when no earlier version was seen
+
+    @field_validator("features")
+    @classmethod
+    def _some_features(cls, v: dict[str, FeatureConfig]) -> dict[str, FeatureConfig]:
+        if not v:
+            raise ValueError("a monitor needs at least one feature")
+        return v
+
+
+class WebhookActionConfig(_Frozen):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretRef | None = None
+    format: Literal["driftd", "cloudevents"] = "driftd"
+    timeout_s: float = Field(default=5.0, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    dry_run: bool = False
+
+
+ActionConfig = Annotated[WebhookActionConfig, Field(discriminator="type")]
+
+
+class HttpConfig(_Frozen):
+    listen: str = "0.0.0.0:9108"
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected HOST:PORT")
+        return v
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class StateConfig(_Frozen):
+    dir: Path = Path("/var/lib/driftd")
+    checkpoint_interval_s: float = Field(default=10.0, gt=0)
+
+
+class InputConfig(_Frozen):
+    max_event_bytes: int = Field(default=1024 * 1024, ge=64)
+
+
+class Config(_Frozen):
+    kafka: KafkaConfig = KafkaConfig()
+    schema_: SchemaConfig = Field(default=SchemaConfig(), alias="schema")
+    input: InputConfig = InputConfig()
+    monitors: list[MonitorConfig]
+    actions: dict[str, ActionConfig] = {}
+    http: HttpConfig = HttpConfig()
+    state: StateConfig = StateConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        names: set[str] = set()
+        for i, m in enumerate(self.monitors):
+            if m.name in names:
+                raise _KeyedValueError(f"monitors.{i}.name", f"duplicate monitor name {m.name!r}")
+            names.add(m.name)
+            for j, a in enumerate(m.actions):
+                if a not in self.actions:
+                    raise _KeyedValueError(
+                        f"monitors.{i}.actions.{j}",
+                        f"unknown action {a!r} (defined: {sorted(self.actions) or 'none'})",
+                    )
+        return self
+
+    def monitor(self, name: str) -> MonitorConfig:
+        for m in self.monitors:
+            if m.name == name:
+                return m
+        raise ConfigError("monitor", f"no monitor named {name!r}")
+
+
+class _KeyedValueError(ValueError):
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"[{key}] {problem}")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``DRIFTD_A__B__0__C=value`` overrides to the raw config mapping."""
+    top = set(Config.model_fields) | {"schema"}
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__")]
+        if not parts or parts[0] not in top:
+            continue
+        node: Any = data
+        path = ""
+        for p in parts[:-1]:
+            path = f"{path}.{p}" if path else p
+            if isinstance(node, list):
+                if not p.isdigit() or int(p) >= len(node):
+                    raise ConfigError(path, f"{key}: no list item {p}")
+                node = node[int(p)]
+            else:
+                node = node.setdefault(p, {})
+            if not isinstance(node, dict | list):
+                raise ConfigError(path, f"{key}: cannot override inside a scalar")
+        last = parts[-1]
+        value = _parse_scalar(environ[key])
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                raise ConfigError(f"{path}.{last}", f"{key}: no list item {last}")
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def load_config(
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load, override and validate. Raises ConfigError naming the offending key."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {p}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("config", f"{p} is not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"{p} must hold a mapping at the top level")
+    data = apply_env(data, os.environ if environ is None else environ)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(data, dotted, value)
+    cfg = validate_config(data)
+    return _resolve_relative_paths(cfg, p.parent)
+
+
+def validate_config(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ctx_err = err.get("ctx", {}).get("error")
+        if isinstance(ctx_err, _KeyedValueError):
+            raise ConfigError(ctx_err.key, str(ctx_err).split("] ", 1)[1]) from None
+        key = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        more = len(exc.errors()) - 1
+        if more:
+            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise ConfigError(key or "config", msg) from None
+
+
+def _is_union_tag(x: Any) -> bool:
+    # pydantic inserts the discriminator value / class name into locations of union members.
+    return isinstance(x, str) and x in {
+        "profile", "warmup", "version", "sliding", "tumbling", "webhook",
+    }
+
+
+def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
+    """Profile paths are relative to the current directory if they exist there, else to the
+    config file's directory."""
+    monitors = []
+    for m in cfg.monitors:
+        ref = m.reference
+        if isinstance(ref, ProfileReference) and not ref.path.is_absolute():
+            if not ref.path.exists() and (base / ref.path).exists():
+                ref = ProfileReference(type="profile", path=base / ref.path)
+                m = m.model_copy(update={"reference": ref})
+        monitors.append(m)
+    return cfg.model_copy(update={"monitors": monitors})
+
+
+def masked_dump(cfg: Config) -> dict[str, Any]:
+    """Effective config as plain data, secrets masked."""
+    return cfg.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,165 @@
+"""Prometheus metrics, read from live state at scrape time through an injected registry.
+
+Nothing here is a global: :func:`build_registry` returns a fresh ``CollectorRegistry`` holding
+one :class:`DriftdCollector` that reads the engine (under its lock), the actions and the
+source when Prometheus scrapes. Metric names are stable API (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from driftd import __version__
+from driftd.runtime.engine import Engine
+
+
+class ActionStats(Protocol):
+    name: str
+    outcomes: dict[str, int]
+
+    def pending(self) -> int: ...
+
+
+class DriftdCollector(Collector):
+    def __init__(
+        self,
+        engine: Engine,
+        actions: Mapping[str, ActionStats] | None = None,
+        lag: Callable[[], dict[tuple[str, int], int]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.actions = actions or {}
+        self.lag = lag
+
+    def collect(self) -> Iterable[Metric]:
+        e = self.engine
+        events = CounterMetricFamily(
+            "driftd_events", "Events accepted", labels=["monitor", "model_version"]
+        )
+        rejected = CounterMetricFamily(
+            "driftd_events_rejected", "Events rejected, by reason", labels=["reason"]
+        )
+        stat = GaugeMetricFamily(
+            "driftd_drift_statistic", "Latest drift statistic",
+            labels=["monitor", "model_version", "feature", "test"],
+        )
+        pval = GaugeMetricFamily(
+            "driftd_drift_p_value", "Latest p-value (tests that have one)",
+            labels=["monitor", "model_version", "feature", "test"],
+        )
+        thr = GaugeMetricFamily(
+            "driftd_drift_threshold", "Threshold the statistic or p-value is compared with",
+            labels=["monitor", "model_version", "feature", "test"],
+        )
+        fdrift = GaugeMetricFamily(
+            "driftd_feature_drifted", "1 when the feature breached its threshold",
+            labels=["monitor", "model_version", "feature"],
+        )
+        mdrift = GaugeMetricFamily(
+            "driftd_monitor_drifted", "1 while an alert is open for the monitor and version",
+            labels=["monitor", "model_version"],
+        )
+        share = GaugeMetricFamily(
+            "driftd_drift_share", "Share of drifted features in the latest window",
+            labels=["monitor", "model_version"],
+        )
+        wev = GaugeMetricFamily(
+            "driftd_window_events", "Events in the current window",
+            labels=["monitor", "model_version"],
+        )
+        alerts = CounterMetricFamily(
+            "driftd_alerts", "Alerts raised", labels=["monitor", "severity"]
+        )
+        last_eval = GaugeMetricFamily(
+            "driftd_last_evaluation_timestamp_seconds", "Wall time of the last evaluation",
+            labels=["monitor"],
+        )
+        with e.lock:
+            for m in e.monitors:
+                for version, vs in m.versions.items():
+                    events.add_metric([m.name, version], vs.accepted)
+                    wev.add_metric([m.name, version], vs.window.filled)
+                    mdrift.add_metric([m.name, version], 1.0 if vs.policy.state == "alerting" else 0.0)
+                    ev = vs.latest
+                    if ev is None:
+                        continue
+                    share.add_metric([m.name, version], ev["drift_share"])
+                    items: list[tuple[str, Any]] = list(ev["features"].items())
+                    if ev["prediction"] is not None:
+                        items.append(("prediction", ev["prediction"]))
+                    for fname, r in items:
+                        labels = [m.name, version, fname, r["test"]]
+                        if r["statistic"] is not None:
+                            stat.add_metric(labels, r["statistic"])
+                        if r["p_value"] is not None:
+                            pval.add_metric(labels, r["p_value"])
+                        thr.add_metric(labels, r["threshold"])
+                        fdrift.add_metric([m.name, version, fname], 1.0 if r["drifted"] else 0.0)
+                if m.last_evaluation_wall is not None:
+                    last_eval.add_metric([m.name], m.last_evaluation_wall)
+            for reason, n in sorted(e.rejected.items()):
+                rejected.add_metric([reason], n)
+            for (mon, sev), n in sorted(e.alerts.items()):
+                alerts.add_metric([mon, sev], n)
+            h = e.eval_hist
+            buckets = []
+            acc = 0
+            for bound, c in zip(h.buckets, h.counts, strict=False):
+                acc += c
+                buckets.append((_fmt(bound), acc))
+            acc += h.counts[-1]
+            buckets.append(("+Inf", acc))
+            hist = HistogramMetricFamily(
+                "driftd_evaluation_duration_seconds", "Time to evaluate one window",
+                buckets=buckets, sum_value=h.sum,
+            )
+        yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
+        yield last_eval
+        yield hist
+        deliveries = CounterMetricFamily(
+            "driftd_webhook_deliveries", "Webhook delivery outcomes", labels=["action", "outcome"]
+        )
+        pending = GaugeMetricFamily(
+            "driftd_webhook_pending", "Webhook deliveries waiting in the outbox", labels=["action"]
+        )
+        for name, a in sorted(self.actions.items()):
+            for outcome, n in sorted(dict(a.outcomes).items()):
+                deliveries.add_metric([name, outcome], n)
+            pending.add_metric([name], a.pending())
+        yield deliveries
+        yield pending
+        lag = GaugeMetricFamily(
+            "driftd_consumer_lag", "Records behind the partition's high watermark",
+            labels=["topic", "partition"],
+        )
+        if self.lag is not None:
+            for (topic, part), n in sorted(self.lag().items()):
+                lag.add_metric([topic, str(part)], n)
+        yield lag
+        info = GaugeMetricFamily("driftd_build_info", "driftd build", labels=["version"])
+        info.add_metric([__version__], 1.0)
+        yield info
+
+
+def _fmt(b: float) -> str:
+    return repr(float(b))
+
+
+def build_registry(
+    engine: Engine,
+    actions: Mapping[str, ActionStats] | None = None,
+    lag: Callable[[], dict[tuple[str, int], int]] | None = None,
+) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(DriftdCollector(engine, actions, lag))
+    return reg

@@ -1,0 +1,146 @@
+"""HTTP listener: /metrics, /healthz, /readyz, /api/v1/monitors[/{name}].
+
+The monitor endpoints always answer 200 for a known monitor (Argo Rollouts' web metric provider
+reads ``drifted`` / ``drift_share`` with a jsonPath); ``?model_version=V`` selects a version,
+otherwise the top-level verdict is the most recently seen version's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CollectorRegistry
+
+from driftd.runtime.engine import Engine, MonitorRuntime
+
+log = logging.getLogger(__name__)
+
+
+def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) -> dict[str, Any]:
+    """JSON verdict of one monitor (caller holds ``engine.lock``)."""
+    versions: dict[str, Any] = {}
+    for v, vs in m.versions.items():
+        ev = vs.latest
+        versions[v] = {
+            "state": vs.policy.state,
+            "drifted": vs.policy.state == "alerting",
+            "drift_share": ev["drift_share"] if ev else 0.0,
+            "events": vs.accepted,
+            "window_events": vs.window.filled,
+            "open_alert_id": vs.policy.open_alert_id,
+            "rollback_to": engine.rollback_to(m, v),
+            "last_evaluation": ev,
+        }
+    order = engine.model_versions.get(m.model, [])
+    current = version if version is not None else next(
+        (v for v in reversed(order) if v in versions), None
+    )
+    top = versions.get(current) if current is not None else None
+    return {
+        "name": m.name,
+        "model": m.model,
+        "model_version": current,
+        "drifted": bool(top and top["drifted"]),
+        "drift_share": top["drift_share"] if top else 0.0,
+        "state": top["state"] if top else "no_data",
+        "rollback_to": top["rollback_to"] if top else None,
+        "versions": versions,
+    }
+
+
+class HttpServer:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        engine: Engine,
+        registry: CollectorRegistry,
+        ready: Callable[[], tuple[bool, str]],
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.ready = ready
+        handler = self._handler_class()
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="driftd-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "driftd"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                log.debug("http %s", format % args)
+
+            def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _json(self, code: int, obj: Any) -> None:
+                self._send(code, orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY))
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self.do_GET()
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlsplit(self.path)
+                path = url.path.rstrip("/") or "/"
+                query = parse_qs(url.query)
+                try:
+                    if path == "/metrics":
+                        self._send(200, generate_latest(outer.registry), CONTENT_TYPE_LATEST)
+                    elif path == "/healthz":
+                        self._json(200, {"status": "ok"})
+                    elif path == "/readyz":
+                        ok, why = outer.ready()
+                        self._json(200 if ok else 503, {"ready": ok, "reason": why})
+                    elif path == "/api/v1/monitors":
+                        with outer.engine.lock:
+                            mons = [monitor_view(outer.engine, m) for m in outer.engine.monitors]
+                        self._json(200, {"monitors": mons})
+                    elif path.startswith("/api/v1/monitors/"):
+                        name = path[len("/api/v1/monitors/"):]
+                        version = query.get("model_version", [None])[0]
+                        with outer.engine.lock:
+                            m = next((x for x in outer.engine.monitors if x.name == name), None)
+                            view = monitor_view(outer.engine, m, version) if m else None
+                        if view is None:
+                            self._json(404, {"error": f"unknown monitor {name!r}"})
+                        else:
+                            self._json(200, view)
+                    else:
+                        self._json(404, {"error": "not found"})
+                except BrokenPipeError:
+                    pass
+                except Exception:  # a scrape must never take the daemon down
+                    log.exception("error serving %s", self.path)
+                    self._json(500, {"error": "internal error"})
+
+        return Handler

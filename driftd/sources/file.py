@@ -1,0 +1,60 @@
+"""JSONL files (or stdin) as a finite source, for `driftd replay` and tests."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+from driftd.sources.base import Source
+from driftd.types import RawRecord
+
+
+class FileSource(Source):
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.paths = list(paths)
+        self._it: Iterator[bytes] | None = None
+        self._position = 0
+        self._done = False
+
+    def _lines(self) -> Iterator[bytes]:
+        for p in self.paths:
+            fh: BinaryIO
+            if p == "-":
+                yield from _strip(sys.stdin.buffer)
+                continue
+            with open(p, "rb") as fh:
+                yield from _strip(fh)
+
+    def open(self) -> None:
+        self._it = self._lines()
+
+    def poll(self, max_records: int, timeout_ms: int = 0) -> list[RawRecord]:
+        assert self._it is not None, "open() first"
+        out: list[RawRecord] = []
+        for line in self._it:
+            self._position += 1
+            out.append(RawRecord(line, self._position, None))
+            if len(out) >= max_records:
+                return out
+        self._done = True
+        return out
+
+    def commit(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._it = None
+
+    @property
+    def exhausted(self) -> bool:
+        return self._done
+
+
+def _strip(fh: BinaryIO) -> Iterator[bytes]:
+    for line in fh:
+        if line.endswith(b"\n"):
+            line = line[:-1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+        yield line
