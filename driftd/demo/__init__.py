@@ -1,0 +1,1 @@
+"""Small runnable companions for trying driftd locally (not used by the daemon)."""

@@ -1,0 +1,57 @@
+"""Demo producer: replays the synthetic credit-scoring rollout to Kafka.
+
+v1 serves first; then v2 — the bad update whose scores are shifted up — takes over.
+``python -m driftd.demo.producer --bootstrap HOST:PORT --topic predictions``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+
+from kafka import KafkaProducer
+
+from driftd.demo.credit import generate
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bootstrap", default="127.0.0.1:9092")
+    ap.add_argument("--topic", default="predictions")
+    ap.add_argument("--v1-events", type=int, default=15_000)
+    ap.add_argument("--v2-events", type=int, default=15_000)
+    ap.add_argument("--score-shift", type=float, default=1.0, help="v2's shift of the logit")
+    ap.add_argument("--rate", type=float, default=5000.0, help="events per second")
+    ap.add_argument("--seed", type=int, default=100)
+    a = ap.parse_args(argv)
+    producer = KafkaProducer(
+        bootstrap_servers=a.bootstrap.split(","), linger_ms=20, acks="all",
+        compression_type=None, batch_size=256 * 1024,
+    )
+    try:
+        t0 = time.monotonic()
+        sent = 0
+        now = datetime.now(UTC)
+        phases = [("v1", a.v1_events, 0.0, a.seed), ("v2", a.v2_events, a.score_shift, a.seed + 1)]
+        for version, n, shift, seed in phases:
+            sys.stderr.write(f"producer: {n} events of credit-scoring {version}"
+                             f"{' (scores shifted up)' if shift else ''}\n")
+            for ev in generate(n, version=version, seed=seed, score_shift=shift, start=now,
+                               rate_per_s=a.rate):
+                producer.send(a.topic, value=ev, key=b"credit-scoring")
+                sent += 1
+                if a.rate > 0 and sent % 500 == 0:
+                    ahead = sent / a.rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        producer.flush(30)
+        sys.stderr.write(f"producer: {sent} events sent in {time.monotonic() - t0:.1f}s\n")
+    finally:
+        producer.close(5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

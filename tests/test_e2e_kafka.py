@@ -1,0 +1,226 @@
+"""The spine end to end on the real broker: `driftd run` as a process, a signed webhook to an
+in-test receiver, gauges flipping, and offsets committed for every event after SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from driftd_testutil import build_credit_profile, credit_config
+from kafka_harness import committed_offsets, produce
+
+from driftd.actions.signing import verify
+from driftd.demo.credit import generate
+from driftd.demo.sink import WebhookSink
+
+SECRET = b"e2e-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return int(r.status), bytes(r.read())
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read()
+    except OSError:
+        return 0, b""
+
+
+def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_credit_profile(tmp_path_factory.mktemp("e2e-profile"))
+
+
+class Driftd:
+    def __init__(self, cfg: Path, port: int, log: Path) -> None:
+        env = {**os.environ, "DRIFTD_TEST_SECRET": SECRET.decode()}
+        self.log = log
+        self._fh = open(log, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "driftd", "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}"],
+            stdout=self._fh, stderr=subprocess.STDOUT, env=env,
+        )
+        self.base = f"http://127.0.0.1:{port}"
+
+    def get_json(self, path: str) -> Any:
+        code, body = http_get(self.base + path)
+        assert code == 200, (code, body)
+        return orjson.loads(body)
+
+    def terminate(self, timeout_s: float = 20) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            self._fh.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if not self._fh.closed:
+            self._fh.close()
+
+
+@pytest.fixture
+def driftd_proc(tmp_path: Path) -> Iterator[Callable[[Path], Driftd]]:
+    procs: list[Driftd] = []
+
+    def start(cfg: Path) -> Driftd:
+        d = Driftd(cfg, free_port(), tmp_path / f"driftd-{len(procs)}.log")
+        procs.append(d)
+        return d
+
+    yield start
+    for d in procs:
+        d.kill()
+
+
+@pytest.mark.kafka
+def test_drift_to_signed_webhook_and_offsets(
+    tmp_path: Path,
+    profile: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    driftd_proc: Callable[[Path], Driftd],
+) -> None:
+    topic = make_topic(partitions=1)
+    group = f"e2e-{topic}"
+    with WebhookSink(SECRET) as sink:
+        cfg = credit_config(
+            tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic, group=group,
+            webhook_url=sink.url,
+        )
+        events = list(generate(6000, version="v1", seed=11)) + list(
+            generate(6000, version="v2", seed=12, score_shift=1.0)
+        )
+        produce(kafka_bootstrap, topic, events)
+        d = driftd_proc(cfg)
+        wait_until(lambda: http_get(d.base + "/readyz")[0] == 200, 60, "/readyz")
+
+        def v2_drifted() -> bool:
+            view = d.get_json("/api/v1/monitors/credit")
+            return bool(view["drifted"]) and view["model_version"] == "v2"
+
+        wait_until(v2_drifted, 60, "monitor credit drifted on v2")
+        code, text = http_get(d.base + "/metrics")
+        assert code == 200
+        metrics = text.decode()
+        assert metric_value(metrics, "driftd_monitor_drifted", monitor="credit", model_version="v2") == 1
+        assert metric_value(metrics, "driftd_monitor_drifted", monitor="credit", model_version="v1") == 0
+        assert metric_value(
+            metrics, "driftd_feature_drifted", monitor="credit", model_version="v2", feature="prediction"
+        ) == 1
+        assert metric_value(metrics, "driftd_events_total", monitor="credit", model_version="v1") == 6000
+
+        assert sink.wait_for(1, timeout_s=30)
+        time.sleep(2.0)  # room for a (wrong) second delivery to show up
+        assert len(sink.requests) == 1
+        req = sink.requests[0]
+        assert req.verified
+        assert verify(SECRET, req.body, req.headers["driftd-signature"])
+        payload = orjson.loads(req.body)
+        assert req.headers["idempotency-key"] == payload["id"]
+        assert payload["type"] == "drift.detected"
+        assert payload["monitor"] == "credit" and payload["model"] == "credit-scoring"
+        assert payload["model_version"] == "v2" and payload["rollback_to"] == "v1"
+        assert payload["severity"] == "critical"
+        assert {"name", "test", "statistic", "p_value", "threshold"} <= set(payload["features"][0])
+        assert {"start_position", "end_position", "events"} <= set(payload["window"])
+        assert isinstance(payload["drift_share"], float) and payload["time"].endswith("Z")
+
+        assert d.terminate() == 0
+    assert committed_offsets(kafka_bootstrap, group, topic) == {0: len(events)}
+
+
+@pytest.mark.kafka
+def test_sigterm_drains_and_commits_across_partitions(
+    tmp_path: Path,
+    profile: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    driftd_proc: Callable[[Path], Driftd],
+) -> None:
+    topic = make_topic(partitions=4)
+    group = f"drain-{topic}"
+    cfg = credit_config(tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic, group=group)
+    events = list(generate(8000, version="v1", seed=13))
+    produce(kafka_bootstrap, topic, events)
+    d = driftd_proc(cfg)
+    wait_until(lambda: http_get(d.base + "/readyz")[0] == 200, 60, "/readyz")
+
+    def all_counted() -> bool:
+        code, text = http_get(d.base + "/metrics")
+        return metric_value(text.decode(), "driftd_events_total", monitor="credit", model_version="v1") == 8000
+
+    wait_until(all_counted, 60, "every event counted")
+    t0 = time.monotonic()
+    assert d.terminate() == 0
+    assert time.monotonic() - t0 < 15
+    offsets = committed_offsets(kafka_bootstrap, group, topic)
+    assert sum(offsets.values()) == len(events)
+
+
+@pytest.mark.kafka
+def test_rejected_events_counted_on_broker(
+    tmp_path: Path,
+    profile: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    driftd_proc: Callable[[Path], Driftd],
+) -> None:
+    topic = make_topic(partitions=1)
+    cfg = credit_config(tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic,
+                        group=f"rej-{topic}")
+    good = list(generate(1000, version="v1", seed=14))
+    bad = [b"{oops", b"[]", orjson.dumps({"model": "credit-scoring"}), b"x" * (2 * 1024 * 1024)]
+    produce(kafka_bootstrap, topic, good + bad)
+    d = driftd_proc(cfg)
+    wait_until(lambda: http_get(d.base + "/readyz")[0] == 200, 60, "/readyz")
+
+    def counted() -> bool:
+        _, text = http_get(d.base + "/metrics")
+        m = text.decode()
+        total = sum(
+            metric_value(m, "driftd_events_rejected_total", reason=r) or 0
+            for r in ("invalid_json", "not_object", "missing_version", "too_large")
+        )
+        return total == 4 and metric_value(
+            m, "driftd_events_total", monitor="credit", model_version="v1") == 1000
+
+    wait_until(counted, 60, "rejections counted by reason")
+    assert d.terminate() == 0
