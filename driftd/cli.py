@@ -109,14 +109,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         feats = ", ".join(f"{f.name}={f.test.name}@{f.threshold:g}" for f in s.features)
         if s.prediction is not None:
             feats += f", prediction={s.prediction.test.name}@{s.prediction.threshold:g}"
-        sys.stdout.write(f"# monitor {s.cfg.name}: profile {s.profile.id} ({s.profile.events} events); {feats}\n")
+        sys.stdout.write(
+            f"# monitor {s.cfg.name}: profile {s.profile.id} ({s.profile.events} events); {feats}\n"
+        )
     return 0
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
     from driftd.config import Config
 
-    sys.stdout.write(orjson.dumps(Config.model_json_schema(by_alias=True), option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(Config.model_json_schema(by_alias=True), option=orjson.OPT_INDENT_2).decode()
+        + "\n"
+    )
     return 0
 
 

@@ -282,7 +282,7 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any
     for key in sorted(environ):
         if not key.startswith(ENV_PREFIX):
             continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__")]
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
         if not parts or parts[0] not in top:
             continue
         node: Any = data
@@ -367,7 +367,12 @@ def validate_config(data: dict[str, Any]) -> Config:
 def _is_union_tag(x: Any) -> bool:
     # pydantic inserts the discriminator value / class name into locations of union members.
     return isinstance(x, str) and x in {
-        "profile", "warmup", "version", "sliding", "tumbling", "webhook",
+        "profile",
+        "warmup",
+        "version",
+        "sliding",
+        "tumbling",
+        "webhook",
     }
 
 

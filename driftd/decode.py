@@ -192,7 +192,9 @@ class RowMapper:
             elif self.prediction_kind == "categorical":
                 label = to_category(prediction, "prediction")
                 cat_out.append(
-                    MISSING_CODE if label is None else self._pred_codes.get(label, self._pred_unseen)
+                    MISSING_CODE
+                    if label is None
+                    else self._pred_codes.get(label, self._pred_unseen)
                 )
         except Reject:
             del num_out[n0:]

@@ -27,7 +27,9 @@ class StateError(DriftdError):
 class ActionDeliveryError(DriftdError):
     """A webhook delivery attempt failed; ``retry_after_s`` is set when the receiver asked."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, final: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retry_after_s: float | None = None, final: bool = False
+    ) -> None:
         self.retry_after_s = retry_after_s
         self.final = final
         super().__init__(message)

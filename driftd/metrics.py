@@ -24,8 +24,8 @@ from driftd.runtime.engine import Engine
 
 
 class ActionStats(Protocol):
-    name: str
-    outcomes: dict[str, int]
+    @property
+    def outcomes(self) -> dict[str, int]: ...
 
     def pending(self) -> int: ...
 
@@ -50,38 +50,46 @@ class DriftdCollector(Collector):
             "driftd_events_rejected", "Events rejected, by reason", labels=["reason"]
         )
         stat = GaugeMetricFamily(
-            "driftd_drift_statistic", "Latest drift statistic",
+            "driftd_drift_statistic",
+            "Latest drift statistic",
             labels=["monitor", "model_version", "feature", "test"],
         )
         pval = GaugeMetricFamily(
-            "driftd_drift_p_value", "Latest p-value (tests that have one)",
+            "driftd_drift_p_value",
+            "Latest p-value (tests that have one)",
             labels=["monitor", "model_version", "feature", "test"],
         )
         thr = GaugeMetricFamily(
-            "driftd_drift_threshold", "Threshold the statistic or p-value is compared with",
+            "driftd_drift_threshold",
+            "Threshold the statistic or p-value is compared with",
             labels=["monitor", "model_version", "feature", "test"],
         )
         fdrift = GaugeMetricFamily(
-            "driftd_feature_drifted", "1 when the feature breached its threshold",
+            "driftd_feature_drifted",
+            "1 when the feature breached its threshold",
             labels=["monitor", "model_version", "feature"],
         )
         mdrift = GaugeMetricFamily(
-            "driftd_monitor_drifted", "1 while an alert is open for the monitor and version",
+            "driftd_monitor_drifted",
+            "1 while an alert is open for the monitor and version",
             labels=["monitor", "model_version"],
         )
         share = GaugeMetricFamily(
-            "driftd_drift_share", "Share of drifted features in the latest window",
+            "driftd_drift_share",
+            "Share of drifted features in the latest window",
             labels=["monitor", "model_version"],
         )
         wev = GaugeMetricFamily(
-            "driftd_window_events", "Events in the current window",
+            "driftd_window_events",
+            "Events in the current window",
             labels=["monitor", "model_version"],
         )
         alerts = CounterMetricFamily(
             "driftd_alerts", "Alerts raised", labels=["monitor", "severity"]
         )
         last_eval = GaugeMetricFamily(
-            "driftd_last_evaluation_timestamp_seconds", "Wall time of the last evaluation",
+            "driftd_last_evaluation_timestamp_seconds",
+            "Wall time of the last evaluation",
             labels=["monitor"],
         )
         with e.lock:
@@ -89,7 +97,9 @@ class DriftdCollector(Collector):
                 for version, vs in m.versions.items():
                     events.add_metric([m.name, version], vs.accepted)
                     wev.add_metric([m.name, version], vs.window.filled)
-                    mdrift.add_metric([m.name, version], 1.0 if vs.policy.state == "alerting" else 0.0)
+                    mdrift.add_metric(
+                        [m.name, version], 1.0 if vs.policy.state == "alerting" else 0.0
+                    )
                     ev = vs.latest
                     if ev is None:
                         continue
@@ -120,8 +130,10 @@ class DriftdCollector(Collector):
             acc += h.counts[-1]
             buckets.append(("+Inf", acc))
             hist = HistogramMetricFamily(
-                "driftd_evaluation_duration_seconds", "Time to evaluate one window",
-                buckets=buckets, sum_value=h.sum,
+                "driftd_evaluation_duration_seconds",
+                "Time to evaluate one window",
+                buckets=buckets,
+                sum_value=h.sum,
             )
         yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
         yield last_eval
@@ -139,7 +151,8 @@ class DriftdCollector(Collector):
         yield deliveries
         yield pending
         lag = GaugeMetricFamily(
-            "driftd_consumer_lag", "Records behind the partition's high watermark",
+            "driftd_consumer_lag",
+            "Records behind the partition's high watermark",
             labels=["topic", "partition"],
         )
         if self.lag is not None:

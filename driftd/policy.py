@@ -53,9 +53,7 @@ class Policy:
         self.cfg = cfg
         self.resolve_after = cfg.resolve_consecutive or cfg.consecutive
 
-    def decide(
-        self, st: PolicyState, breach: bool, ts: float
-    ) -> tuple[Transition | None, str]:
+    def decide(self, st: PolicyState, breach: bool, ts: float) -> tuple[Transition | None, str]:
         """Update ``st`` with one evaluation; return (transition, reason)."""
         if breach:
             st.breaches += 1

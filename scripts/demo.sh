@@ -76,21 +76,7 @@ if [ "$ok" != 1 ]; then
 fi
 
 echo
-echo "What driftd says about monitor 'credit' (GET /api/v1/monitors/credit):"
-curl -fsS "http://127.0.0.1:$HTTP_PORT/api/v1/monitors/credit" | $PY -c '
-import json, sys
-v = json.load(sys.stdin)
-print(f"  model {v[\"model\"]}: current version {v[\"model_version\"]}, drifted={v[\"drifted\"]},"
-      f" state={v[\"state\"]}, rollback_to={v[\"rollback_to\"]}")
-for name, s in v["versions"].items():
-    ev = s["last_evaluation"] or {}
-    pred = (ev.get("prediction") or {})
-    print(f"  {name}: {s[\"events\"]} events, state={s[\"state\"]}, prediction {pred.get(\"test\")}="
-          f"{pred.get(\"statistic\", 0):.3f} (threshold {pred.get(\"threshold\")})")
-'
-echo
-echo "Selected metrics (GET /metrics):"
-curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" | grep -E '^driftd_(monitor_drifted|alerts_total|webhook_deliveries_total|events_total)' || true
+$PY -m driftd.demo.show --url "http://127.0.0.1:$HTTP_PORT" --monitor credit
 echo
 echo "driftd's alert log line:"
 grep -h "drift.detected" "$DEMO/driftd.log" | head -3 || true

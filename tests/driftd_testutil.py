@@ -45,17 +45,27 @@ def credit_config(
         "policy": policy or {"min_events": 1000, "consecutive": 2, "cooldown_s": 0},
     }
     cfg: dict[str, Any] = {
-        "kafka": {"bootstrap_servers": [bootstrap], "topics": [topic], "group_id": group,
-                  "poll_timeout_ms": 100},
+        "kafka": {
+            "bootstrap_servers": [bootstrap],
+            "topics": [topic],
+            "group_id": group,
+            "poll_timeout_ms": 100,
+        },
         "monitors": [mon],
         "http": {"listen": listen},
         "state": {"dir": str(tmp / "state"), "checkpoint_interval_s": 1},
     }
     if webhook_url is not None:
         mon["actions"] = ["rollback"]
-        cfg["actions"] = {"rollback": {"type": "webhook", "url": webhook_url,
-                                       "secret": {"env": "DRIFTD_TEST_SECRET"},
-                                       "backoff_initial_s": 0.05, "backoff_max_s": 0.5}}
+        cfg["actions"] = {
+            "rollback": {
+                "type": "webhook",
+                "url": webhook_url,
+                "secret": {"env": "DRIFTD_TEST_SECRET"},
+                "backoff_initial_s": 0.05,
+                "backoff_max_s": 0.5,
+            }
+        }
     p = tmp / "driftd.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
@@ -74,8 +84,23 @@ def build_credit_profile(tmp: Path, events: int = 20_000, seed: int = 1) -> Path
     boot = tmp / "boot.yaml"
     credit_config(tmp, profile=tmp / "unused.json").rename(boot)
     out = tmp / "credit-profile.json"
-    assert main(["profile", "build", "-c", str(boot), "--monitor", "credit",
-                 "--input", str(ref), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                "build",
+                "-c",
+                str(boot),
+                "--monitor",
+                "credit",
+                "--input",
+                str(ref),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 

@@ -104,7 +104,9 @@ def test_check_config_exit_2_names_key(tmp_path: Path, capsys: pytest.CaptureFix
     assert "http.listen" in err
 
 
-def test_check_config_missing_profile_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_missing_profile_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rc = main(["check-config", "-c", str(write(tmp_path, BASE))])
     assert rc == 2
     assert "monitors.0.reference.path" in capsys.readouterr().err

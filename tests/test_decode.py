@@ -13,8 +13,11 @@ DEC = EventDecoder(SchemaConfig(), max_event_bytes=4096)
 
 def ev(**kw: object) -> bytes:
     base: dict[str, object] = {
-        "model": "m", "model_version": "v1", "ts": "2026-11-26T12:00:00Z",
-        "features": {"x": 1.5, "c": "a"}, "prediction": 0.5,
+        "model": "m",
+        "model_version": "v1",
+        "ts": "2026-11-26T12:00:00Z",
+        "features": {"x": 1.5, "c": "a"},
+        "prediction": 0.5,
     }
     base.update(kw)
     return orjson.dumps(base)
@@ -79,7 +82,11 @@ def test_row_mapper_types_and_missing() -> None:
 
 
 def test_row_mapper_wrong_type_leaves_nothing() -> None:
-    m = RowMapper([("x", FeatureConfig(kind="numeric"))], [("c", FeatureConfig(kind="categorical"), ("a",))], None)
+    m = RowMapper(
+        [("x", FeatureConfig(kind="numeric"))],
+        [("c", FeatureConfig(kind="categorical"), ("a",))],
+        None,
+    )
     num: list[float] = [7.0]
     cat: list[int] = [0]
     with pytest.raises(Reject) as ei:

@@ -71,8 +71,19 @@ class Driftd:
         self.log = log
         self._fh = open(log, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "driftd", "run", "-c", str(cfg), "--listen", f"127.0.0.1:{port}"],
-            stdout=self._fh, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "driftd",
+                "run",
+                "-c",
+                str(cfg),
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         self.base = f"http://127.0.0.1:{port}"
 
@@ -122,7 +133,11 @@ def test_drift_to_signed_webhook_and_offsets(
     group = f"e2e-{topic}"
     with WebhookSink(SECRET) as sink:
         cfg = credit_config(
-            tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic, group=group,
+            tmp_path,
+            profile=profile,
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            group=group,
             webhook_url=sink.url,
         )
         events = list(generate(6000, version="v1", seed=11)) + list(
@@ -140,12 +155,28 @@ def test_drift_to_signed_webhook_and_offsets(
         code, text = http_get(d.base + "/metrics")
         assert code == 200
         metrics = text.decode()
-        assert metric_value(metrics, "driftd_monitor_drifted", monitor="credit", model_version="v2") == 1
-        assert metric_value(metrics, "driftd_monitor_drifted", monitor="credit", model_version="v1") == 0
-        assert metric_value(
-            metrics, "driftd_feature_drifted", monitor="credit", model_version="v2", feature="prediction"
-        ) == 1
-        assert metric_value(metrics, "driftd_events_total", monitor="credit", model_version="v1") == 6000
+        assert (
+            metric_value(metrics, "driftd_monitor_drifted", monitor="credit", model_version="v2")
+            == 1
+        )
+        assert (
+            metric_value(metrics, "driftd_monitor_drifted", monitor="credit", model_version="v1")
+            == 0
+        )
+        assert (
+            metric_value(
+                metrics,
+                "driftd_feature_drifted",
+                monitor="credit",
+                model_version="v2",
+                feature="prediction",
+            )
+            == 1
+        )
+        assert (
+            metric_value(metrics, "driftd_events_total", monitor="credit", model_version="v1")
+            == 6000
+        )
 
         assert sink.wait_for(1, timeout_s=30)
         time.sleep(2.0)  # room for a (wrong) second delivery to show up
@@ -177,7 +208,9 @@ def test_sigterm_drains_and_commits_across_partitions(
 ) -> None:
     topic = make_topic(partitions=4)
     group = f"drain-{topic}"
-    cfg = credit_config(tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic, group=group)
+    cfg = credit_config(
+        tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic, group=group
+    )
     events = list(generate(8000, version="v1", seed=13))
     produce(kafka_bootstrap, topic, events)
     d = driftd_proc(cfg)
@@ -185,7 +218,10 @@ def test_sigterm_drains_and_commits_across_partitions(
 
     def all_counted() -> bool:
         code, text = http_get(d.base + "/metrics")
-        return metric_value(text.decode(), "driftd_events_total", monitor="credit", model_version="v1") == 8000
+        return (
+            metric_value(text.decode(), "driftd_events_total", monitor="credit", model_version="v1")
+            == 8000
+        )
 
     wait_until(all_counted, 60, "every event counted")
     t0 = time.monotonic()
@@ -204,8 +240,9 @@ def test_rejected_events_counted_on_broker(
     driftd_proc: Callable[[Path], Driftd],
 ) -> None:
     topic = make_topic(partitions=1)
-    cfg = credit_config(tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic,
-                        group=f"rej-{topic}")
+    cfg = credit_config(
+        tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic, group=f"rej-{topic}"
+    )
     good = list(generate(1000, version="v1", seed=14))
     bad = [b"{oops", b"[]", orjson.dumps({"model": "credit-scoring"}), b"x" * (2 * 1024 * 1024)]
     produce(kafka_bootstrap, topic, good + bad)
@@ -219,8 +256,10 @@ def test_rejected_events_counted_on_broker(
             metric_value(m, "driftd_events_rejected_total", reason=r) or 0
             for r in ("invalid_json", "not_object", "missing_version", "too_large")
         )
-        return total == 4 and metric_value(
-            m, "driftd_events_total", monitor="credit", model_version="v1") == 1000
+        return (
+            total == 4
+            and metric_value(m, "driftd_events_total", monitor="credit", model_version="v1") == 1000
+        )
 
     wait_until(counted, 60, "rejections counted by reason")
     assert d.terminate() == 0

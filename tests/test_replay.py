@@ -98,7 +98,10 @@ def test_malformed_input_counted_by_reason(tmp_path: Path, profile: Path) -> Non
         b"{" + b'"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}',
         b"",
     ]
-    lines = list(itertools.chain.from_iterable(zip(good[: len(bad)], bad, strict=True))) + good[len(bad):]
+    lines = (
+        list(itertools.chain.from_iterable(zip(good[: len(bad)], bad, strict=True)))
+        + good[len(bad) :]
+    )
     cfg = credit_config(tmp_path, profile=profile)
     out = replay(tmp_path, cfg, lines)
     summary = out[-1]
@@ -107,14 +110,25 @@ def test_malformed_input_counted_by_reason(tmp_path: Path, profile: Path) -> Non
     assert summary["accepted"] + sum(summary["rejected"].values()) == len(lines)
     assert summary["accepted"] == len(good)
     assert summary["rejected"] == {
-        "invalid_json": 2, "not_object": 2, "missing_model": 1, "missing_version": 1,
-        "wrong_type": 1, "bad_features": 1, "unknown_model": 1, "bad_timestamp": 1,
-        "too_large": 1, "empty": 1,
+        "invalid_json": 2,
+        "not_object": 2,
+        "missing_model": 1,
+        "missing_version": 1,
+        "wrong_type": 1,
+        "bad_features": 1,
+        "unknown_model": 1,
+        "bad_timestamp": 1,
+        "too_large": 1,
+        "empty": 1,
     }
 
 
-def test_replay_from_stdin(tmp_path: Path, profile: Path, monkeypatch: pytest.MonkeyPatch,
-                           capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_replay_from_stdin(
+    tmp_path: Path,
+    profile: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
     import io
     import sys
 

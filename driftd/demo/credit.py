@@ -104,8 +104,11 @@ def main() -> None:
     a = ap.parse_args()
     out = sys.stdout.buffer
     for line in generate(
-        a.events, version=a.version, seed=a.seed,
-        score_shift=a.score_shift, income_shift=a.income_shift,
+        a.events,
+        version=a.version,
+        seed=a.seed,
+        score_shift=a.score_shift,
+        income_shift=a.income_shift,
     ):
         out.write(line + b"\n")
 

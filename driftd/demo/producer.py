@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=100)
     a = ap.parse_args(argv)
     producer = KafkaProducer(
-        bootstrap_servers=a.bootstrap.split(","), linger_ms=20, acks="all",
-        compression_type=None, batch_size=256 * 1024,
+        bootstrap_servers=a.bootstrap.split(","),
+        linger_ms=20,
+        acks="all",
+        compression_type=None,
+        batch_size=256 * 1024,
     )
     try:
         t0 = time.monotonic()
@@ -36,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         now = datetime.now(UTC)
         phases = [("v1", a.v1_events, 0.0, a.seed), ("v2", a.v2_events, a.score_shift, a.seed + 1)]
         for version, n, shift, seed in phases:
-            sys.stderr.write(f"producer: {n} events of credit-scoring {version}"
-                             f"{' (scores shifted up)' if shift else ''}\n")
-            for ev in generate(n, version=version, seed=seed, score_shift=shift, start=now,
-                               rate_per_s=a.rate):
+            sys.stderr.write(
+                f"producer: {n} events of credit-scoring {version}"
+                f"{' (scores shifted up)' if shift else ''}\n"
+            )
+            for ev in generate(
+                n, version=version, seed=seed, score_shift=shift, start=now, rate_per_s=a.rate
+            ):
                 producer.send(a.topic, value=ev, key=b"credit-scoring")
                 sent += 1
                 if a.rate > 0 and sent % 500 == 0:

@@ -130,7 +130,8 @@ class Daemon:
             self._ready_reason = "consuming"
             log.info(
                 "consuming %s from %s as group %s",
-                ",".join(self.cfg.kafka.topics), ",".join(self.cfg.kafka.bootstrap_servers),
+                ",".join(self.cfg.kafka.topics),
+                ",".join(self.cfg.kafka.bootstrap_servers),
                 self.cfg.kafka.group_id,
             )
             self._loop()
@@ -144,7 +145,12 @@ class Daemon:
                 a.stop(max(0.1, deadline - time.monotonic()))
             self.http.stop()
         s = self.engine.summary()
-        log.info("stopped: %d events read, %d accepted, rejected %s", s["events"], s["accepted"], s["rejected"])
+        log.info(
+            "stopped: %d events read, %d accepted, rejected %s",
+            s["events"],
+            s["accepted"],
+            s["rejected"],
+        )
         return 0
 
     def _loop(self) -> None:
@@ -170,4 +176,6 @@ class Daemon:
             for name in mon.actions:
                 action = self.actions[name]
                 if not action.submit(payload):
-                    log.error("action %s could not queue alert %s (outbox full)", name, payload["id"])
+                    log.error(
+                        "action %s could not queue alert %s (outbox full)", name, payload["id"]
+                    )

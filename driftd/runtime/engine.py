@@ -110,7 +110,9 @@ class Engine:
     def __init__(self, cfg: Config, specs: Sequence[MonitorSpec] | None = None) -> None:
         self.cfg = cfg
         self.decoder = EventDecoder(cfg.schema_, cfg.input.max_event_bytes)
-        self.monitors = [MonitorRuntime(s) for s in (specs if specs is not None else load_specs(cfg))]
+        self.monitors = [
+            MonitorRuntime(s) for s in (specs if specs is not None else load_specs(cfg))
+        ]
         self.by_model: dict[str, list[MonitorRuntime]] = {}
         for m in self.monitors:
             self.by_model.setdefault(m.model, []).append(m)
@@ -129,7 +131,9 @@ class Engine:
             touched = self._stage(records)
             return self._flush(touched)
 
-    def _stage(self, records: Sequence[RawRecord]) -> list[tuple[MonitorRuntime, str, VersionState]]:
+    def _stage(
+        self, records: Sequence[RawRecord]
+    ) -> list[tuple[MonitorRuntime, str, VersionState]]:
         touched: dict[tuple[int, str], tuple[MonitorRuntime, str, VersionState]] = {}
         decode = self.decoder.decode
         by_model = self.by_model
@@ -166,7 +170,9 @@ class Engine:
                 touched[(id(m), version)] = (m, version, vs)
         return list(touched.values())
 
-    def _flush(self, touched: list[tuple[MonitorRuntime, str, VersionState]]) -> list[dict[str, Any]]:
+    def _flush(
+        self, touched: list[tuple[MonitorRuntime, str, VersionState]]
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for m, version, vs in touched:
             n = len(vs.pos)
@@ -235,8 +241,13 @@ class Engine:
         else:
             severity = "info"
         drifted = [
-            {"name": name, "test": r["test"], "statistic": r["statistic"],
-             "p_value": r["p_value"], "threshold": r["threshold"]}
+            {
+                "name": name,
+                "test": r["test"],
+                "statistic": r["statistic"],
+                "p_value": r["p_value"],
+                "threshold": r["threshold"],
+            }
             for name, r in list(ev["features"].items()) + [("prediction", ev["prediction"])]
             if r is not None and r["drifted"]
         ]
@@ -265,7 +276,13 @@ class Engine:
             vs.policy.open_alert_id = None
         log.warning(
             "%s monitor=%s model=%s version=%s rollback_to=%s id=%s (%s)",
-            kind, m.name, m.model, version, payload["rollback_to"], aid, reason,
+            kind,
+            m.name,
+            m.model,
+            version,
+            payload["rollback_to"],
+            aid,
+            reason,
         )
         return {"type": "alert", "event": kind, **{k: v for k, v in payload.items() if k != "type"}}
 

@@ -39,8 +39,10 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
             "last_evaluation": ev,
         }
     order = engine.model_versions.get(m.model, [])
-    current = version if version is not None else next(
-        (v for v in reversed(order) if v in versions), None
+    current = (
+        version
+        if version is not None
+        else next((v for v in reversed(order) if v in versions), None)
     )
     top = versions.get(current) if current is not None else None
     return {
@@ -77,7 +79,9 @@ class HttpServer:
         return int(self.server.server_address[1])
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="driftd-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="driftd-http", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -126,7 +130,7 @@ class HttpServer:
                             mons = [monitor_view(outer.engine, m) for m in outer.engine.monitors]
                         self._json(200, {"monitors": mons})
                     elif path.startswith("/api/v1/monitors/"):
-                        name = path[len("/api/v1/monitors/"):]
+                        name = path[len("/api/v1/monitors/") :]
                         version = query.get("model_version", [None])[0]
                         with outer.engine.lock:
                             m = next((x for x in outer.engine.monitors if x.name == name), None)

@@ -73,7 +73,9 @@ class KafkaSource(Source):
         try:
             self._consumer = self._factory(**consumer_settings(self.cfg))
         except Exception as exc:  # kafka-python raises many kinds (NoBrokersAvailable, …)
-            raise SourceError(f"cannot connect to Kafka at {self.cfg.bootstrap_servers}: {exc}") from exc
+            raise SourceError(
+                f"cannot connect to Kafka at {self.cfg.bootstrap_servers}: {exc}"
+            ) from exc
         self._consumer.subscribe(self.cfg.topics)
 
     @property

@@ -60,7 +60,12 @@ class CountWindow:
     ) -> None:
         n = pos.shape[0]
         if n > self.size:  # only the last `size` rows can survive
-            num, cat, pos, ts = num[-self.size :], cat[-self.size :], pos[-self.size :], ts[-self.size :]
+            num, cat, pos, ts = (
+                num[-self.size :],
+                cat[-self.size :],
+                pos[-self.size :],
+                ts[-self.size :],
+            )
             n = self.size
         first = min(n, self.size - self.head)
         h = self.head

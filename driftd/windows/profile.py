@@ -116,7 +116,9 @@ def load_profile_for(monitor: MonitorConfig, path: Path, key: str) -> Profile:
 def _check_kind(ref: FeatureRef, fc: FeatureConfig, key: str, name: str) -> None:
     kind = "numeric" if isinstance(ref, NumericReference) else "categorical"
     if kind != fc.kind:
-        raise ConfigError(key, f"feature {name!r} is {fc.kind} in the config but {kind} in the profile")
+        raise ConfigError(
+            key, f"feature {name!r} is {fc.kind} in the config but {kind} in the profile"
+        )
 
 
 def build_profile(
@@ -181,6 +183,9 @@ def build_profile(
     elif pk == "categorical":
         prediction = build_categorical(pred_cat)
     return Profile(
-        monitor=monitor.name, events=events, rejected=rejected,
-        features=feats_out, prediction=prediction,
+        monitor=monitor.name,
+        events=events,
+        rejected=rejected,
+        features=feats_out,
+        prediction=prediction,
     )

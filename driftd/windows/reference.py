@@ -185,8 +185,15 @@ def numeric_from_sample(
     total = counts.sum()
     probs = counts / total if total > 0 else np.full(len(counts), 1.0 / len(counts))
     return NumericReference(
-        count=count, missing=missing, sample=sample, edges=edges, probs=probs.astype(np.float64),
-        mean=mean, std=std, min=lo, max=hi,
+        count=count,
+        missing=missing,
+        sample=sample,
+        edges=edges,
+        probs=probs.astype(np.float64),
+        mean=mean,
+        std=std,
+        min=lo,
+        max=hi,
     )
 
 
@@ -206,6 +213,8 @@ def build_categorical(values: list[str | None]) -> CategoricalReference:
         else:
             counts[i] += 1
     return CategoricalReference(
-        count=sum(counts), missing=missing, categories=tuple(index),
+        count=sum(counts),
+        missing=missing,
+        categories=tuple(index),
         counts=np.asarray(counts, dtype=np.int64),
     )
