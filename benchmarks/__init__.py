@@ -1,0 +1,1 @@
+"""Seeded, offline benchmarks: ``python -m benchmarks.<name> --json``."""
