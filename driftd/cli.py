@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--group-id", help="override kafka.group_id")
     run.add_argument("--listen", help="override http.listen (HOST:PORT)")
     run.add_argument("--state-dir", help="override state.dir")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="consumer processes in the group; worker i serves HTTP on the listen port + i",
+    )
+    run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
 
     rp = sub.add_parser("replay", help="run the pipeline over JSONL files, print evaluations")
     rp.add_argument("-c", "--config", required=True)
@@ -125,11 +132,63 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# Progress is drawn only after this long, so small inputs never flash a line.
+_PROGRESS_DELAY_S = 0.5
+_PROGRESS_INTERVAL_S = 0.2
+
+
+class _Progress:
+    """One self-overwriting progress line on stderr (bytes read, events, events/s).
+
+    Silent unless stderr is a terminal: logs, pipes and CI output never see it. The line is
+    erased on ``close()`` so the command's own summary line stands alone.
+    """
+
+    def __init__(self, label: str, paths: Sequence[str], enabled: bool = True) -> None:
+        self.stream = sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.label = label
+        sizes = [Path(p).stat().st_size if p != "-" and Path(p).is_file() else -1 for p in paths]
+        self.total = None if -1 in sizes else sum(sizes)  # stdin: size unknown
+        self.read = 0
+        self.events = 0
+        self.started = time.monotonic()
+        self.last = self.started + _PROGRESS_DELAY_S - _PROGRESS_INTERVAL_S
+        self.shown = False
+
+    def update(self, nbytes: int, events: int) -> None:
+        self.read += nbytes
+        self.events += events
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < _PROGRESS_INTERVAL_S:
+            return
+        self.last = now
+        rate = self.events / max(now - self.started, 1e-9)
+        done = f"{self.read / 2**20:,.1f}"
+        if self.total:
+            done = f"{100.0 * min(self.read, self.total) / self.total:5.1f}% {done}"
+            done += f"/{self.total / 2**20:,.1f}"
+        self.stream.write(
+            f"\r{self.label}: {done} MiB, {self.events:,} events, {rate:,.0f} events/s\x1b[K"
+        )
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
 def cmd_profile_build(args: argparse.Namespace) -> int:
     from driftd.windows.profile import build_profile
 
     cfg = _load(args)
     mon = cfg.monitor(args.monitor)
+    progress = _Progress("profile build", args.input)
 
     def lines() -> Any:
         for path in args.input:
@@ -138,9 +197,14 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise ConfigError("--input", f"cannot read {path}: {exc.strerror}") from None
             with fh:
-                yield from fh
+                for line in fh:
+                    progress.update(len(line), 1)
+                    yield line
 
-    prof = build_profile(mon, cfg.schema_, lines(), seed=args.seed)
+    try:
+        prof = build_profile(mon, cfg.schema_, lines(), seed=args.seed)
+    finally:
+        progress.close()
     if prof.events == 0:
         raise ConfigError("--input", "no usable events in the input")
     pid = prof.save(Path(args.out))
@@ -152,15 +216,20 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from driftd.deadletter import open_dead_letter
     from driftd.runtime.engine import Engine
     from driftd.sources.file import FileSource
 
     cfg = _load(args)
     engine = Engine(cfg)
+    dead = open_dead_letter(cfg.dead_letter, cfg.kafka)
+    engine.collect_rejects = dead is not None
     for p in args.files:
         if p != "-" and not Path(p).is_file():
             raise ConfigError("files", f"{p} is not a readable file")
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
+    # Evaluations scrolling on the same terminal would tear the progress line apart.
+    progress = _Progress("replay", args.files, enabled=bool(args.out) or not sys.stdout.isatty())
     src = FileSource(args.files)
     src.open()
     opts = orjson.OPT_SERIALIZE_NUMPY
@@ -169,11 +238,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             batch = src.poll(args.batch)
             if not batch:
                 continue
+            progress.update(sum(len(r.value or b"") + 1 for r in batch), len(batch))
             for o in engine.process(batch):
                 out.write(orjson.dumps(o, option=opts) + b"\n")
         out.write(orjson.dumps(engine.summary()) + b"\n")
         out.flush()
     finally:
+        progress.close()
         src.close()
         if args.out:
             out.close()
@@ -183,6 +254,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from driftd.runtime.daemon import Daemon
 
+    if args.workers < 1:
+        raise ConfigError("--workers", "must be at least 1")
+    if args.workers > 1:
+        from driftd.runtime.workers import supervise
+
+        cfg = _load(args, {"http.listen": args.listen, "state.dir": args.state_dir})
+        return supervise(args, cfg)
     overrides: dict[str, Any] = {
         "kafka.bootstrap_servers": args.bootstrap_servers,
         "kafka.group_id": args.group_id,
@@ -190,7 +268,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "state.dir": args.state_dir,
     }
     cfg = _load(args, overrides)
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, worker=args.worker)
     daemon.install_signal_handlers()
     return daemon.run()
 

@@ -221,6 +221,24 @@ class HttpConfig(_Frozen):
 class StateConfig(_Frozen):
     dir: Path = Path("/var/lib/driftd")
     checkpoint_interval_s: float = Field(default=10.0, gt=0)
+    checkpoint_events: int = Field(default=500_000, ge=1)  # also checkpoint after this many
+
+
+class DeadLetterFile(_Frozen):
+    """Rejected events appended as JSON lines (reason, source position, raw value)."""
+
+    type: Literal["file"]
+    path: Path
+
+
+class DeadLetterKafka(_Frozen):
+    """Rejected events produced to a topic, raw value unchanged, reason in headers."""
+
+    type: Literal["kafka"]
+    topic: str
+
+
+DeadLetter = Annotated[DeadLetterFile | DeadLetterKafka, Field(discriminator="type")]
 
 
 class InputConfig(_Frozen):
@@ -235,6 +253,7 @@ class Config(_Frozen):
     actions: dict[str, ActionConfig] = {}
     http: HttpConfig = HttpConfig()
     state: StateConfig = StateConfig()
+    dead_letter: DeadLetter | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

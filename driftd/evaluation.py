@@ -110,10 +110,10 @@ def _evaluate_feature(spec: FeatureSpec, window: CountWindow) -> dict[str, Any]:
         assert isinstance(ref, NumericReference)
         res = spec.test.numeric(ref, finite)
         missing = n - finite.size
-        quality: dict[str, float] = {"missing_rate": missing / n if n else 0.0}
+        quality: dict[str, float] = {"missing_rate": float(missing) / n if n else 0.0}
         if finite.size:
             out = np.count_nonzero((finite < ref.min) | (finite > ref.max))
-            quality["out_of_range_rate"] = out / finite.size
+            quality["out_of_range_rate"] = float(out) / finite.size
         else:
             quality["out_of_range_rate"] = 0.0
     else:
@@ -126,7 +126,7 @@ def _evaluate_feature(spec: FeatureSpec, window: CountWindow) -> dict[str, Any]:
         res = spec.test.categorical(cref, counts)
         missing = n - present.size
         quality = {
-            "missing_rate": missing / n if n else 0.0,
+            "missing_rate": float(missing) / n if n else 0.0,
             "unseen_rate": float(counts[k]) / present.size if present.size else 0.0,
         }
     drifted = bool(spec.test.drifted(res, spec.threshold))
@@ -161,6 +161,6 @@ def evaluate(spec: MonitorSpec, window: CountWindow) -> dict[str, Any]:
         "window": window.span(),
         "features": features,
         "prediction": prediction,
-        "drift_share": share,
+        "drift_share": float(share),
         "drifted": breach,
     }

@@ -93,9 +93,10 @@ class DriftdCollector(Collector):
             labels=["monitor"],
         )
         with e.lock:
+            for (mon, version), n in sorted(e.accepted_by.items()):
+                events.add_metric([mon, version], n)
             for m in e.monitors:
-                for version, vs in m.versions.items():
-                    events.add_metric([m.name, version], vs.accepted)
+                for version, vs in sorted(e.version_states(m).items()):
                     wev.add_metric([m.name, version], vs.window.filled)
                     mdrift.add_metric(
                         [m.name, version], 1.0 if vs.policy.state == "alerting" else 0.0

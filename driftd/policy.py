@@ -43,8 +43,8 @@ class PolicyState:
         return PolicyState(**d)
 
 
-def alert_id(monitor: str, version: str, transition: str, count: int) -> str:
-    key = f"{monitor}\x00{version}\x00{transition}\x00{count}".encode()
+def alert_id(monitor: str, version: str, transition: str, count: int, partition: str = "") -> str:
+    key = f"{monitor}\x00{version}\x00{transition}\x00{count}\x00{partition}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
 
 

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _SUFFIX = ".json"
 _TMP_PREFIX = ".tmp-"
+_DONE_LOG = "done.log"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -114,9 +115,10 @@ class Outbox:
 
     Call ``load()`` once at start to pick up what a previous process left behind.
     ``put`` returns False (and bumps ``dropped_full``) when ``max_pending`` entries are pending.
-    ``remember_done`` ids of delivered/failed alerts are kept in memory so a re-``put`` of an
-    alert this process already finished stays a no-op; across restarts the receiver's
-    ``Idempotency-Key`` dedup covers it.
+    The last ``remember_done`` ids of delivered/failed alerts are remembered durably (an
+    append-only ``done.log``, fsynced per id, compacted when it doubles), so a re-``put`` of an
+    alert that was already finished — by this process or by one before a crash — stays a
+    no-op: an alert re-derived while re-processing events after a restart is not sent again.
     """
 
     def __init__(
@@ -138,6 +140,8 @@ class Outbox:
         self._done: OrderedDict[str, None] = OrderedDict()
         self._remember_done = remember_done
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._done_log = self.directory / _DONE_LOG
+        self._done_lines = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -149,6 +153,7 @@ class Outbox:
         Entries beyond ``max_pending`` are still loaded: durable data is never discarded.
         """
         with self._lock:
+            self._load_done()
             for path in sorted(self.directory.iterdir()):
                 name = path.name
                 if name.startswith(_TMP_PREFIX):
@@ -253,12 +258,46 @@ class Outbox:
             entry = self._entries.pop(alert_id, None)
             if entry is None:
                 return False
-            self._done[alert_id] = None
-            while len(self._done) > self._remember_done:
-                self._done.popitem(last=False)
+            self._remember(alert_id)
+            self._append_done(alert_id)
             (self.directory / entry_filename(alert_id)).unlink(missing_ok=True)
             _fsync_dir(self.directory)
             return True
+
+    def _remember(self, alert_id: str) -> None:
+        self._done[alert_id] = None
+        self._done.move_to_end(alert_id)
+        while len(self._done) > self._remember_done:
+            self._done.popitem(last=False)
+
+    def _load_done(self) -> None:
+        try:
+            data = self._done_log.read_bytes()
+        except FileNotFoundError:
+            return
+        lines = data.decode("utf-8", "replace").splitlines()
+        if data and not data.endswith(b"\n"):
+            lines = lines[:-1]  # a torn last line (crash mid-append): that id was not finished
+        for line in lines:
+            if line:
+                self._remember(line)
+        self._done_lines = len(lines)
+
+    def _append_done(self, alert_id: str) -> None:
+        if self._done_lines >= 2 * self._remember_done:
+            tmp = self.directory / f"{_TMP_PREFIX}{_DONE_LOG}"
+            with open(tmp, "wb") as fh:
+                fh.write("".join(f"{i}\n" for i in self._done).encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self._done_log)
+            self._done_lines = len(self._done)
+            return
+        with open(self._done_log, "ab") as fh:
+            fh.write(alert_id.encode("utf-8", "surrogatepass") + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._done_lines += 1
 
     def pending(self) -> int:
         with self._lock:

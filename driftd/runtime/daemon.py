@@ -1,8 +1,15 @@
-"""`driftd run`: the loop wiring source → engine → actions, metrics and HTTP.
+"""`driftd run`: the loop wiring source → engine → actions, checkpoints, metrics and HTTP.
 
-Order per micro-batch (STYLE.md): fold events into state, act (alerts go to the durable
-outbox), then commit Kafka offsets. Signal handlers only set a flag; the loop finishes the
-batch in hand, commits and exits within ``drain_timeout_s``; a second signal forces exit.
+Per micro-batch: fold the events into state, then *act* (alerts into the durable outbox,
+rejected events to the dead-letter destination). A checkpoint is due by time
+(``state.checkpoint_interval_s``), by count (``state.checkpoint_events``), right after an alert
+transition, on a rebalance and at shutdown; it *persists* every changed partition atomically and
+only then *commits* the Kafka offsets those checkpoints cover. On (re)assignment a partition's
+checkpoint is restored and the consumer seeks to the offset stored in it, so window state is
+rebuilt exactly: no event is lost and none is counted twice, whatever the crash point.
+
+Signal handlers only set a flag; the loop finishes the batch in hand, checkpoints, commits and
+exits within ``drain_timeout_s``; a second signal forces exit.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ from typing import Any
 
 from driftd.actions.webhook import WebhookAction
 from driftd.config import Config, WebhookActionConfig
+from driftd.deadletter import DeadLetterSink, open_dead_letter
 from driftd.errors import SourceError, StateError
 from driftd.metrics import build_registry
 from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
 from driftd.sources.kafka import KafkaSource
+from driftd.state.checkpoint import CheckpointStore
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,7 @@ def check_state_dir(path: Path) -> None:
     """Create the state directory and prove it is writable, or raise StateError."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-probe"
+        probe = path / f".write-probe-{os.getpid()}"
         with open(probe, "wb") as fh:
             fh.write(b"ok")
             fh.flush()
@@ -42,7 +51,7 @@ def check_state_dir(path: Path) -> None:
         raise StateError(f"state.dir {path} is not writable: {exc.strerror or exc}") from exc
 
 
-def build_actions(cfg: Config, state_dir: Path) -> dict[str, WebhookAction]:
+def build_actions(cfg: Config, outbox_root: Path) -> dict[str, WebhookAction]:
     actions: dict[str, WebhookAction] = {}
     for name, a in cfg.actions.items():
         assert isinstance(a, WebhookActionConfig)
@@ -51,7 +60,7 @@ def build_actions(cfg: Config, state_dir: Path) -> dict[str, WebhookAction]:
             url=a.url,
             secret=a.secret.resolve() if a.secret is not None else None,
             format=a.format,
-            outbox_dir=state_dir / "outbox" / name,
+            outbox_dir=outbox_root / name,
             timeout_s=a.timeout_s,
             backoff_initial_s=a.backoff_initial_s,
             backoff_max_s=a.backoff_max_s,
@@ -63,25 +72,33 @@ def build_actions(cfg: Config, state_dir: Path) -> dict[str, WebhookAction]:
 def warm_up_kernels() -> None:
     from driftd import kernels
 
-    warm = getattr(kernels, "warm_up", None)
-    if warm is not None:
-        warm()
+    kernels.warm_up()
 
 
 class Daemon:
-    def __init__(self, cfg: Config, *, drain_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, cfg: Config, *, worker: int | None = None, drain_timeout_s: float = 10.0
+    ) -> None:
         self.cfg = cfg
         self.drain_timeout_s = drain_timeout_s
         self.stop_event = threading.Event()
         self._signals = 0
         self.engine = Engine(cfg)
-        self.state_dir = cfg.state.dir
-        check_state_dir(self.state_dir)
-        self.actions = build_actions(cfg, self.state_dir)
-        self.source = KafkaSource(cfg.kafka)
+        state_dir = cfg.state.dir
+        check_state_dir(state_dir)
+        self.store = CheckpointStore(state_dir / "checkpoints")
+        suffix = f"worker-{worker}" if worker is not None else ""
+        self.actions = build_actions(
+            cfg, state_dir / "outbox" / suffix if suffix else state_dir / "outbox"
+        )
+        self.dead_letter: DeadLetterSink | None = None
+        self.source = KafkaSource(cfg.kafka, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._lag: dict[tuple[str, int], int] = {}
         self._ready = False
         self._ready_reason = "starting"
+        self._state_error: str | None = None
+        self._last_ckpt = time.monotonic()
+        self._events_since_ckpt = 0
         self.registry = build_registry(self.engine, self.actions, lambda: dict(self._lag))
         host, port = cfg.http.host_port
         self.http = HttpServer(host, port, self.engine, self.registry, self.readiness)
@@ -89,6 +106,8 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     def readiness(self) -> tuple[bool, str]:
+        if self._state_error is not None:
+            return False, self._state_error
         return self._ready, self._ready_reason
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -124,6 +143,8 @@ class Daemon:
         try:
             self._ready_reason = "compiling kernels"
             warm_up_kernels()
+            self.dead_letter = open_dead_letter(self.cfg.dead_letter, self.cfg.kafka)
+            self.engine.collect_rejects = self.dead_letter is not None
             if not self._open_source():
                 return 0
             self._ready = True
@@ -135,10 +156,13 @@ class Daemon:
                 self.cfg.kafka.group_id,
             )
             self._loop()
+            self.checkpoint()
         finally:
             self._ready = False
             self._ready_reason = "stopping"
             self.source.close()
+            if self.dead_letter is not None:
+                self.dead_letter.close()
             deadline = time.monotonic() + self.drain_timeout_s
             for a in self.actions.values():
                 a.flush(max(0.0, min(2.0, deadline - time.monotonic())))
@@ -153,29 +177,115 @@ class Daemon:
         )
         return 0
 
+    # ------------------------------------------------------------------ the loop
+
     def _loop(self) -> None:
         k = self.cfg.kafka
+        st = self.cfg.state
         last_lag = 0.0
         while not self.stop_event.is_set():
             records = self.source.poll(k.max_poll_records, k.poll_timeout_ms)
+            alerted = False
             if records:
                 outputs = self.engine.process(records)
-                self._act(outputs)
-                self.source.commit()
+                alerted = self._act(outputs)
+                self._events_since_ckpt += len(records)
             now = time.monotonic()
+            if (
+                alerted
+                or now - self._last_ckpt >= st.checkpoint_interval_s
+                or self._events_since_ckpt >= st.checkpoint_events
+            ):
+                self.checkpoint()
             if now - last_lag >= 1.0:
                 last_lag = now
                 self._lag = self.source.lag()
 
-    def _act(self, outputs: list[dict[str, Any]]) -> None:
+    def _act(self, outputs: list[dict[str, Any]]) -> bool:
+        """Hand alerts to their actions (durable outbox) and rejects to the dead-letter
+        destination. Returns True when an alert transition happened."""
+        alerted = False
         for out in outputs:
             if out["type"] != "alert":
                 continue
+            alerted = True
             mon = self.cfg.monitor(out["monitor"])
             payload = Engine.webhook_payload(out)
             for name in mon.actions:
-                action = self.actions[name]
-                if not action.submit(payload):
-                    log.error(
-                        "action %s could not queue alert %s (outbox full)", name, payload["id"]
-                    )
+                if not self.actions[name].submit(payload):
+                    log.error("action %s could not queue alert %s", name, payload["id"])
+        if self.dead_letter is not None:
+            rejected = self.engine.take_rejects()
+            if rejected:
+                self.dead_letter.write(rejected)
+        return alerted
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, keys: list[str] | None = None) -> bool:
+        """Persist changed partitions (all, or ``keys``), then commit their offsets.
+
+        On a state-directory failure nothing is committed (the events stay uncommitted in
+        Kafka, so nothing is lost), readiness turns false with the reason, and the next
+        checkpoint retries; consumption goes on.
+        """
+        self._last_ckpt = time.monotonic()
+        self._events_since_ckpt = 0
+        try:
+            if self.dead_letter is not None:
+                self.dead_letter.flush()
+            offsets: dict[str, int] = {}
+            with self.engine.lock:
+                todo = [
+                    ps
+                    for key, ps in self.engine.partitions.items()
+                    if (keys is None or key in keys) and ps.dirty
+                ]
+                snaps = [(ps, *self.engine.snapshot_partition(ps.key)) for ps in todo]
+            for ps, meta, arrays in snaps:
+                self.store.save(ps.key, meta, arrays)
+                ps.dirty = False
+                if ps.next_offset is not None:
+                    offsets[ps.key] = ps.next_offset
+        except (StateError, OSError, TypeError, ValueError) as exc:
+            if self._state_error is None:
+                log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
+            self._state_error = f"checkpoint failing: {exc}"
+            return False
+        if self._state_error is not None:
+            log.warning("checkpoints work again")
+            self._state_error = None
+        if offsets:
+            try:
+                self.source.commit(offsets)
+            except Exception as exc:  # noqa: BLE001 - e.g. a rebalance in progress; retried
+                log.warning("offset commit failed (%s); the next checkpoint retries", exc)
+        return True
+
+    def _on_revoke(self, keys: list[str]) -> None:
+        held = [k for k in keys if k in self.engine.partitions]
+        self.checkpoint(held)
+        for k in held:
+            self.engine.release(k)
+            self.source.forget(k)
+
+    def _on_assign(self, keys: list[str]) -> None:
+        for key in keys:
+            if key in self.engine.partitions:
+                continue
+            saved = self.store.load(key)
+            if saved is None:
+                log.info("%s: no checkpoint; starting from the group's committed offset", key)
+                continue
+            meta, arrays = saved
+            ps = self.engine.restore_partition(key, meta, arrays)
+            self.engine.adopt(ps)
+            if ps.next_offset is not None:
+                self.source.seek(key, ps.next_offset)
+            log.info(
+                "restored %s from checkpoint: %d events, %d monitor versions, resuming at %s",
+                key,
+                ps.events,
+                len(ps.versions),
+                ps.next_offset,
+            )

@@ -11,6 +11,7 @@ holds it while it mutates them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import orjson
 
 from driftd.config import Config, ProfileReference
 from driftd.decode import EventDecoder, Reject, RowMapper
@@ -46,7 +49,7 @@ def iso(ts: float | None) -> str | None:
 
 @dataclass(slots=True)
 class VersionState:
-    """Everything driftd keeps for one (monitor, model_version)."""
+    """Everything driftd keeps for one (monitor, model_version) in one source partition."""
 
     window: CountWindow
     policy: PolicyState = field(default_factory=PolicyState)
@@ -59,6 +62,20 @@ class VersionState:
     ts: list[float] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class PartitionState:
+    """The state of one source partition: the unit that is checkpointed, handed over on a
+    rebalance and restored. Producers key events by model, so a model's versions live in one
+    partition; a version seen in several partitions gets a window in each."""
+
+    key: str  # "topic/partition", or "" for file replay
+    versions: dict[tuple[str, str], VersionState] = field(default_factory=dict)
+    model_versions: dict[str, list[str]] = field(default_factory=dict)  # first-appearance order
+    next_offset: int | None = None  # Kafka: offset after the last record folded in
+    events: int = 0  # records folded in (accepted + rejected)
+    dirty: bool = False  # changed since the last checkpoint
+
+
 class MonitorRuntime:
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
@@ -66,14 +83,22 @@ class MonitorRuntime:
         self.model = spec.cfg.model
         self.mapper: RowMapper = spec.mapper()
         self.policy = Policy(spec.cfg.policy)
-        self.versions: dict[str, VersionState] = {}
+        self.fingerprint = monitor_fingerprint(spec)
         self.last_evaluation_wall: float | None = None
 
-    def version(self, v: str) -> VersionState:
-        st = self.versions.get(v)
-        if st is None:
-            st = self.versions[v] = VersionState(self.spec.new_window())
-        return st
+
+def monitor_fingerprint(spec: MonitorSpec) -> str:
+    """What a checkpointed window depends on: window shape, feature layout and kinds, and the
+    reference profile (categorical codes index its categories). Tests, thresholds and policy
+    may change without invalidating saved windows."""
+    c = spec.cfg
+    key = {
+        "window": c.window.model_dump(mode="json"),
+        "features": {n: [f.kind, f.path] for n, f in c.features.items()},
+        "prediction": c.prediction.kind if c.prediction else None,
+        "profile": spec.profile.id,
+    }
+    return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 class Histogram:
@@ -113,32 +138,139 @@ class Engine:
         self.monitors = [
             MonitorRuntime(s) for s in (specs if specs is not None else load_specs(cfg))
         ]
+        self.by_name = {m.name: m for m in self.monitors}
         self.by_model: dict[str, list[MonitorRuntime]] = {}
         for m in self.monitors:
             self.by_model.setdefault(m.model, []).append(m)
-        self.model_versions: dict[str, list[str]] = {}  # versions in order of first appearance
+        self.partitions: dict[str, PartitionState] = {}
+        # Process-lifetime counters (Prometheus counters: monotonic, not checkpointed).
         self.events_read = 0
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
+        self.accepted_by: Counter[tuple[str, str]] = Counter()  # (monitor, version)
         self.alerts: Counter[tuple[str, str]] = Counter()  # (monitor, severity)
         self.eval_hist = Histogram(EVAL_BUCKETS)
         self.lock = threading.Lock()
+        # Rejected records kept for a dead-letter destination (only when one is configured).
+        self.collect_rejects = False
+        self._rejects: list[tuple[RawRecord, str, str]] = []
+
+    def take_rejects(self) -> list[tuple[RawRecord, str, str]]:
+        out, self._rejects = self._rejects, []
+        return out
+
+    # ------------------------------------------------------------------ partitions
+
+    def partition(self, key: str) -> PartitionState:
+        ps = self.partitions.get(key)
+        if ps is None:
+            ps = self.partitions[key] = PartitionState(key)
+        return ps
+
+    def adopt(self, ps: PartitionState) -> None:
+        """Install a restored partition state (on start or after a rebalance)."""
+        with self.lock:
+            self.partitions[ps.key] = ps
+
+    def release(self, key: str) -> PartitionState | None:
+        """Forget a partition (revoked): its state now belongs to its next owner."""
+        with self.lock:
+            return self.partitions.pop(key, None)
+
+    def snapshot_partition(self, key: str) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        """(meta, arrays) of one partition, between micro-batches (caller holds ``lock``)."""
+        ps = self.partitions[key]
+        versions: list[dict[str, Any]] = []
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for i, ((mon, ver), vs) in enumerate(ps.versions.items()):
+            versions.append(
+                {
+                    "monitor": mon,
+                    "version": ver,
+                    "fingerprint": self.by_name[mon].fingerprint,
+                    "accepted": vs.accepted,
+                    "policy": vs.policy.to_json(),
+                    "latest": vs.latest,
+                }
+            )
+            for name, arr in vs.window.snapshot().items():
+                arrays[f"v{i}.{name}"] = arr
+        meta = {
+            "next_offset": ps.next_offset,
+            "events": ps.events,
+            "model_versions": ps.model_versions,
+            "versions": versions,
+        }
+        return meta, arrays
+
+    def restore_partition(
+        self, key: str, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]
+    ) -> PartitionState:
+        """Rebuild a partition from a checkpoint. State of a monitor whose window, features or
+        profile changed since is discarded whole (logged), never half-used."""
+        ps = PartitionState(
+            key,
+            next_offset=meta.get("next_offset"),
+            events=int(meta.get("events", 0)),
+            model_versions={k: list(v) for k, v in meta.get("model_versions", {}).items()},
+        )
+        for i, v in enumerate(meta.get("versions", [])):
+            m = self.by_name.get(v["monitor"])
+            if m is None:
+                log.warning(
+                    "checkpoint %s: monitor %s is no longer configured; dropping its state",
+                    key or "replay",
+                    v["monitor"],
+                )
+                continue
+            if v["fingerprint"] != m.fingerprint:
+                log.warning(
+                    "checkpoint %s: monitor %s changed (window, features or reference profile);"
+                    " discarding its saved state for version %s and starting it fresh",
+                    key or "replay",
+                    m.name,
+                    v["version"],
+                )
+                continue
+            prefix = f"v{i}."
+            window = CountWindow.restore(
+                {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
+            )
+            ps.versions[(m.name, v["version"])] = VersionState(
+                window, PolicyState.from_json(v["policy"]), int(v["accepted"]), v.get("latest")
+            )
+        return ps
 
     # ------------------------------------------------------------------ processing
 
     def process(self, records: Sequence[RawRecord]) -> list[dict[str, Any]]:
+        """Fold a micro-batch in; return evaluation and alert outputs in order."""
         with self.lock:
-            touched = self._stage(records)
-            return self._flush(touched)
+            out: list[dict[str, Any]] = []
+            groups: dict[str, list[RawRecord]] = {}
+            for r in records:
+                key = f"{r.topic}/{r.partition}" if r.topic else ""
+                groups.setdefault(key, []).append(r)
+            for key, recs in groups.items():
+                ps = self.partition(key)
+                touched = self._stage(ps, recs)
+                out.extend(self._flush(ps, touched))
+                last = recs[-1]
+                if last.offset >= 0:
+                    ps.next_offset = last.offset + 1
+                ps.events += len(recs)
+                ps.dirty = True
+            return out
 
     def _stage(
-        self, records: Sequence[RawRecord]
+        self, ps: PartitionState, records: Sequence[RawRecord]
     ) -> list[tuple[MonitorRuntime, str, VersionState]]:
-        touched: dict[tuple[int, str], tuple[MonitorRuntime, str, VersionState]] = {}
+        touched: dict[tuple[str, str], tuple[MonitorRuntime, str, VersionState]] = {}
         decode = self.decoder.decode
         by_model = self.by_model
+        versions = ps.versions
         for rec in records:
-            self.events_read = max(self.events_read, rec.position)
+            self.events_read += 1
             try:
                 model, version, ts, feats, pred = decode(rec.value, rec.timestamp_ms)
                 mons = by_model.get(model)
@@ -147,7 +279,9 @@ class Engine:
                 staged: list[tuple[VersionState, int, int]] = []
                 try:
                     for m in mons:
-                        vs = m.version(version)
+                        vs = versions.get((m.name, version))
+                        if vs is None:
+                            vs = versions[(m.name, version)] = VersionState(m.spec.new_window())
                         staged.append((vs, len(vs.num), len(vs.cat)))
                         m.mapper.map(feats, pred, vs.num, vs.cat)
                 except Reject:
@@ -157,21 +291,25 @@ class Engine:
                     raise
             except Reject as r:
                 self.rejected[r.reason] += 1
+                if self.collect_rejects:
+                    self._rejects.append((rec, r.reason, r.detail))
                 continue
             self.accepted += 1
-            versions = self.model_versions.setdefault(model, [])
-            if version not in versions:
-                versions.append(version)
+            seen = ps.model_versions.setdefault(model, [])
+            if version not in seen:
+                seen.append(version)
             for m in mons:
-                vs = m.versions[version]
+                key = (m.name, version)
+                vs = versions[key]
                 vs.pos.append(rec.position)
                 vs.ts.append(ts)
                 vs.accepted += 1
-                touched[(id(m), version)] = (m, version, vs)
+                self.accepted_by[key] += 1
+                touched[key] = (m, version, vs)
         return list(touched.values())
 
     def _flush(
-        self, touched: list[tuple[MonitorRuntime, str, VersionState]]
+        self, ps: PartitionState, touched: list[tuple[MonitorRuntime, str, VersionState]]
     ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for m, version, vs in touched:
@@ -188,10 +326,12 @@ class Engine:
             vs.ts.clear()
             for _total in vs.window.append(num, cat, pos, ts):
                 if vs.window.filled >= m.spec.cfg.policy.min_events:
-                    out.extend(self._evaluate(m, version, vs))
+                    out.extend(self._evaluate(ps, m, version, vs))
         return out
 
-    def _evaluate(self, m: MonitorRuntime, version: str, vs: VersionState) -> list[dict[str, Any]]:
+    def _evaluate(
+        self, ps: PartitionState, m: MonitorRuntime, version: str, vs: VersionState
+    ) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         ev = evaluate(m.spec, vs.window)
         self.eval_hist.observe(time.perf_counter() - t0)
@@ -219,11 +359,12 @@ class Engine:
         m.last_evaluation_wall = time.time()
         out = [evaluation]
         if transition is not None:
-            out.append(self._transition(m, version, vs, ev, transition, reason, ts))
+            out.append(self._transition(ps, m, version, vs, ev, transition, reason, ts))
         return out
 
     def _transition(
         self,
+        ps: PartitionState,
         m: MonitorRuntime,
         version: str,
         vs: VersionState,
@@ -233,7 +374,7 @@ class Engine:
         ts: float,
     ) -> dict[str, Any]:
         kind = "drift.detected" if transition == "alert" else "drift.resolved"
-        aid = alert_id(m.name, version, kind, vs.window.total)
+        aid = alert_id(m.name, version, kind, vs.window.total, ps.key)
         if transition == "alert":
             vs.policy.open_alert_id = aid
             severity = "critical"
@@ -254,12 +395,11 @@ class Engine:
         w = ev["window"]
         payload: dict[str, Any] = {
             "id": aid,
-            "type": kind,
             "time": iso(ts) or iso(time.time()),
             "monitor": m.name,
             "model": m.model,
             "model_version": version,
-            "rollback_to": self.rollback_to(m, version),
+            "rollback_to": self.rollback_to(m, version, ps),
             "severity": severity,
             "drift_share": ev["drift_share"],
             "features": drifted,
@@ -271,6 +411,8 @@ class Engine:
             "reference": m.spec.profile.id,
             "reason": reason,
         }
+        if ps.key:
+            payload["partition"] = ps.key
         if transition == "resolve":
             payload["resolves"] = vs.policy.open_alert_id
             vs.policy.open_alert_id = None
@@ -284,7 +426,7 @@ class Engine:
             aid,
             reason,
         )
-        return {"type": "alert", "event": kind, **{k: v for k, v in payload.items() if k != "type"}}
+        return {"type": "alert", "event": kind, **payload}
 
     @staticmethod
     def webhook_payload(alert: dict[str, Any]) -> dict[str, Any]:
@@ -292,17 +434,42 @@ class Engine:
         body = {k: v for k, v in alert.items() if k not in ("type", "event")}
         return {"id": body.pop("id"), "type": alert["event"], **body}
 
-    def rollback_to(self, m: MonitorRuntime, version: str) -> str | None:
-        """The version that served before ``version`` (first-appearance order), else the
-        monitor's configured fallback."""
-        seen = self.model_versions.get(m.model, [])
-        if version in seen:
-            i = seen.index(version)
-            if i > 0:
-                return seen[i - 1]
+    def rollback_to(
+        self, m: MonitorRuntime, version: str, ps: PartitionState | None = None
+    ) -> str | None:
+        """The version that served before ``version`` (first-appearance order in the stream),
+        else the monitor's configured fallback."""
+        parts = [ps] if ps is not None else list(self.partitions.values())
+        for p in parts:
+            seen = p.model_versions.get(m.model, [])
+            if version in seen:
+                i = seen.index(version)
+                if i > 0:
+                    return seen[i - 1]
         return m.spec.cfg.fallback_version
 
     # ------------------------------------------------------------------ read side
+
+    def version_states(self, m: MonitorRuntime) -> dict[str, VersionState]:
+        """One state per version of a monitor (caller holds ``lock``). Should a version live in
+        several partitions, the one evaluated most recently speaks for it."""
+        out: dict[str, VersionState] = {}
+        for ps in self.partitions.values():
+            for (name, version), vs in ps.versions.items():
+                if name != m.name:
+                    continue
+                cur = out.get(version)
+                if cur is None or _newer(vs, cur):
+                    out[version] = vs
+        return out
+
+    def version_order(self, model: str) -> list[str]:
+        order: list[str] = []
+        for ps in self.partitions.values():
+            for v in ps.model_versions.get(model, []):
+                if v not in order:
+                    order.append(v)
+        return order
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -312,3 +479,9 @@ class Engine:
                 "accepted": self.accepted,
                 "rejected": dict(sorted(self.rejected.items())),
             }
+
+
+def _newer(a: VersionState, b: VersionState) -> bool:
+    ea = (a.latest or {}).get("window", {}).get("end_position") or 0
+    eb = (b.latest or {}).get("window", {}).get("end_position") or 0
+    return (a.latest is not None, a.window.total, ea) > (b.latest is not None, b.window.total, eb)

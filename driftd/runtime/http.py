@@ -3,6 +3,11 @@
 The monitor endpoints always answer 200 for a known monitor (Argo Rollouts' web metric provider
 reads ``drifted`` / ``drift_share`` with a jsonPath); ``?model_version=V`` selects a version,
 otherwise the top-level verdict is the most recently seen version's.
+
+``POST|GET /api/v1/gates/{name}/rollback`` is a Flagger ``rollback`` webhook: 200 ("roll
+back") only while the monitor's version (``?model_version=V``, else the JSON body's
+``metadata.model_version``, else the most recent version) has an open alert, 409 otherwise,
+404 for an unknown monitor, 400 for a body that is not a JSON object.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ log = logging.getLogger(__name__)
 def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) -> dict[str, Any]:
     """JSON verdict of one monitor (caller holds ``engine.lock``)."""
     versions: dict[str, Any] = {}
-    for v, vs in m.versions.items():
+    for v, vs in engine.version_states(m).items():
         ev = vs.latest
         versions[v] = {
             "state": vs.policy.state,
@@ -38,7 +43,7 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
             "rollback_to": engine.rollback_to(m, v),
             "last_evaluation": ev,
         }
-    order = engine.model_versions.get(m.model, [])
+    order = engine.version_order(m.model)
     current = (
         version
         if version is not None
@@ -55,6 +60,34 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
         "rollback_to": top["rollback_to"] if top else None,
         "versions": versions,
     }
+
+
+GATES_PREFIX = "/api/v1/gates/"
+# Flagger's webhook payload is small; anything beyond this is not a gate request.
+MAX_GATE_BODY_BYTES = 64 * 1024
+
+
+def rollback_gate(
+    engine: Engine, m: MonitorRuntime, version: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Flagger rollback gate: (200, …) while an alert is open for the version, else (409, …).
+
+    Flagger treats any 2xx from a ``rollback`` webhook as "roll back now" and anything else
+    as "carry on", so a version with no data or no open alert must answer non-2xx.
+    Caller holds ``engine.lock``.
+    """
+    view = monitor_view(engine, m, version)
+    rollback = bool(view["drifted"])
+    body = {
+        "monitor": view["name"],
+        "model": view["model"],
+        "model_version": view["model_version"],
+        "rollback": rollback,
+        "state": view["state"],
+        "drift_share": view["drift_share"],
+        "rollback_to": view["rollback_to"],
+    }
+    return (200 if rollback else 409), body
 
 
 class HttpServer:
@@ -139,6 +172,8 @@ class HttpServer:
                             self._json(404, {"error": f"unknown monitor {name!r}"})
                         else:
                             self._json(200, view)
+                    elif path.startswith(GATES_PREFIX):
+                        self._gate(path, query.get("model_version", [None])[0])
                     else:
                         self._json(404, {"error": "not found"})
                 except BrokenPipeError:
@@ -146,5 +181,52 @@ class HttpServer:
                 except Exception:  # a scrape must never take the daemon down
                     log.exception("error serving %s", self.path)
                     self._json(500, {"error": "internal error"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                url = urlsplit(self.path)
+                path = url.path.rstrip("/") or "/"
+                try:
+                    length_header = self.headers.get("Content-Length") or "0"
+                    length = int(length_header) if length_header.isdigit() else -1
+                    if not 0 <= length <= MAX_GATE_BODY_BYTES:
+                        self.close_connection = True
+                        self._json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+                        return
+                    raw = self.rfile.read(length) if length else b""
+                    if not path.startswith(GATES_PREFIX):
+                        self._json(404, {"error": "not found"})
+                        return
+                    version = parse_qs(url.query).get("model_version", [None])[0]
+                    if raw.strip():  # Flagger: {"name", "namespace", "phase", "metadata"}
+                        try:
+                            payload = orjson.loads(raw)
+                        except orjson.JSONDecodeError:
+                            payload = None
+                        if not isinstance(payload, dict):
+                            self._json(400, {"error": "body must be a JSON object"})
+                            return
+                        meta = payload.get("metadata")
+                        if version is None and isinstance(meta, dict):
+                            given = meta.get("model_version")
+                            version = None if given is None else str(given)
+                    self._gate(path, version)
+                except BrokenPipeError:
+                    pass
+                except Exception:  # a gate call must never take the daemon down
+                    log.exception("error serving POST %s", self.path)
+                    self._json(500, {"error": "internal error"})
+
+            def _gate(self, path: str, version: str | None) -> None:
+                name, _, kind = path[len(GATES_PREFIX) :].rpartition("/")
+                if kind != "rollback" or not name:
+                    self._json(404, {"error": "not found (gates: /api/v1/gates/NAME/rollback)"})
+                    return
+                with outer.engine.lock:
+                    m = next((x for x in outer.engine.monitors if x.name == name), None)
+                    gate = rollback_gate(outer.engine, m, version) if m else None
+                if gate is None:
+                    self._json(404, {"error": f"unknown monitor {name!r}"})
+                else:
+                    self._json(*gate)
 
         return Handler

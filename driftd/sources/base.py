@@ -1,14 +1,15 @@
-"""Source interface: ``open(resume)`` / ``poll`` / ``commit`` / ``close``.
+"""Source interface: ``open`` / ``poll`` / ``commit`` / ``close``.
 
-A source hands out micro-batches of :class:`~driftd.types.RawRecord` with 1-based positions
-counting every event read (rejected ones included). ``commit`` is called by the runtime only
-after the records it covers are folded into state (and, with checkpoints, persisted).
+A source hands out micro-batches of :class:`~driftd.types.RawRecord`. Records carry a
+partition key (``"topic/partition"``; ``""`` for files) and a 1-based position within it
+(Kafka: offset + 1; files: line number). ``commit`` is called by the runtime only with offsets
+covered by a durable checkpoint (act → persist → commit).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from driftd.types import RawRecord
 
@@ -21,9 +22,8 @@ class Source(ABC):
     def poll(self, max_records: int, timeout_ms: int) -> Sequence[RawRecord]:
         """Return the next micro-batch (possibly empty)."""
 
-    @abstractmethod
-    def commit(self) -> None:
-        """Durably acknowledge everything returned by ``poll`` so far."""
+    def commit(self, offsets: Mapping[str, int]) -> None:  # noqa: B027 - optional for files
+        """Durably acknowledge, per partition key, the next offset to read."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -40,9 +40,6 @@ class FileSource(Source):
         self._done = True
         return out
 
-    def commit(self) -> None:
-        pass
-
     def close(self) -> None:
         self._it = None
 

@@ -1,18 +1,20 @@
-"""kafka-python consumer source: group membership, batch polling, manual commits.
+"""kafka-python consumer source: group membership, batch polling, explicit commits.
 
-``enable_auto_commit`` is off; :meth:`KafkaSource.commit` commits, per partition, the offset
-after the last record handed out by ``poll``. The runtime calls it only once those records are
-folded into state, so a crash replays (never skips) events. CRC checks stay on (the ``crc32c``
-package makes them cheap).
+``enable_auto_commit`` is off. The runtime commits, per partition, the offset stored in the
+checkpoint that covers it — never more. On a rebalance the runtime's callbacks run inside
+``poll``: ``on_revoke`` (checkpoint and commit what is being given up) before the partitions
+go, and ``on_assign`` (restore the partition's checkpoint and seek to its offset) before
+records of a new partition are returned. CRC checks stay on (the ``crc32c`` package makes
+them cheap).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from driftd.config import KafkaConfig
@@ -21,6 +23,17 @@ from driftd.sources.base import Source
 from driftd.types import RawRecord
 
 log = logging.getLogger(__name__)
+
+PartitionCallback = Callable[[list[str]], None]
+
+
+def partition_key(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+def split_key(key: str) -> TopicPartition:
+    topic, _, part = key.rpartition("/")
+    return TopicPartition(topic, int(part))
 
 
 def consumer_settings(cfg: KafkaConfig) -> dict[str, Any]:
@@ -54,29 +67,58 @@ def consumer_settings(cfg: KafkaConfig) -> dict[str, Any]:
     return s
 
 
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        keys = sorted(partition_key(tp.topic, tp.partition) for tp in revoked)
+        if keys:
+            log.info("partitions revoked: %s", ", ".join(keys))
+            try:
+                self.source.on_revoke(keys)
+            except Exception:  # an error here must not break the consumer's group protocol
+                log.exception("handling revoked partitions %s failed", keys)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        keys = sorted(partition_key(tp.topic, tp.partition) for tp in assigned)
+        if keys:
+            log.info("partitions assigned: %s", ", ".join(keys))
+            try:
+                self.source.on_assign(keys)
+            except Exception:
+                log.exception("handling assigned partitions %s failed", keys)
+
+
+def _noop(keys: list[str]) -> None:
+    pass
+
+
 class KafkaSource(Source):
     def __init__(
         self,
         cfg: KafkaConfig,
         *,
-        start_position: int = 0,
+        on_assign: PartitionCallback = _noop,
+        on_revoke: PartitionCallback = _noop,
         consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
     ) -> None:
         self.cfg = cfg
-        self._position = start_position
+        self.on_assign = on_assign
+        self.on_revoke = on_revoke
         self._factory = consumer_factory
         self._consumer: KafkaConsumer | None = None
-        self._pending: dict[TopicPartition, int] = {}  # next offset to commit
-        self._committed: dict[TopicPartition, int] = {}
+        self._committed: dict[str, int] = {}
 
     def open(self) -> None:
         try:
-            self._consumer = self._factory(**consumer_settings(self.cfg))
+            consumer = self._factory(**consumer_settings(self.cfg))
         except Exception as exc:  # kafka-python raises many kinds (NoBrokersAvailable, …)
             raise SourceError(
-                f"cannot connect to Kafka at {self.cfg.bootstrap_servers}: {exc}"
+                f"cannot connect to Kafka at {','.join(self.cfg.bootstrap_servers)}: {exc}"
             ) from exc
-        self._consumer.subscribe(self.cfg.topics)
+        consumer.subscribe(self.cfg.topics, listener=_Listener(self))
+        self._consumer = consumer
 
     @property
     def consumer(self) -> KafkaConsumer:
@@ -87,30 +129,35 @@ class KafkaSource(Source):
     def poll(self, max_records: int, timeout_ms: int) -> list[RawRecord]:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         out: list[RawRecord] = []
-        pos = self._position
         for tp, records in batches.items():
-            for r in records:
-                pos += 1
-                out.append(RawRecord(r.value, pos, r.timestamp, tp.partition, r.offset, tp.topic))
-            if records:
-                self._pending[tp] = records[-1].offset + 1
-        self._position = pos
+            topic, part = tp.topic, tp.partition
+            out.extend(
+                RawRecord(r.value, r.offset + 1, r.timestamp, part, r.offset, topic)
+                for r in records
+            )
         return out
 
-    def commit(self) -> None:
-        if not self._pending:
-            return
-        offsets = {}
-        for tp, off in self._pending.items():
-            prev = self._committed.get(tp, -1)
+    def seek(self, key: str, offset: int) -> None:
+        self.consumer.seek(split_key(key), offset)
+
+    def commit(self, offsets: Mapping[str, int]) -> None:
+        todo: dict[TopicPartition, OffsetAndMetadata] = {}
+        for key, off in offsets.items():
+            prev = self._committed.get(key, -1)
             if off < prev:  # offsets only go up
-                log.error("refusing to commit %s at %d below %d", tp, off, prev)
+                log.error("refusing to commit %s at %d, below %d", key, off, prev)
                 continue
-            offsets[tp] = OffsetAndMetadata(off, "", -1)
-        self.consumer.commit(offsets=offsets)
-        for tp, om in offsets.items():
-            self._committed[tp] = om.offset
-        self._pending.clear()
+            if off == prev:
+                continue
+            todo[split_key(key)] = OffsetAndMetadata(off, "", -1)
+        if not todo:
+            return
+        self.consumer.commit(offsets=todo)
+        for tp, om in todo.items():
+            self._committed[partition_key(tp.topic, tp.partition)] = om.offset
+
+    def forget(self, key: str) -> None:
+        self._committed.pop(key, None)
 
     def lag(self) -> dict[tuple[str, int], int]:
         c = self._consumer
@@ -129,13 +176,11 @@ class KafkaSource(Source):
                 out[(tp.topic, tp.partition)] = max(0, hw - pos)
         return out
 
-    @property
-    def position(self) -> int:
-        return self._position
-
     def close(self) -> None:
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
+            except Exception as exc:  # noqa: BLE001 - leaving the group is best effort
+                log.warning("closing the consumer: %s", exc)
             finally:
                 self._consumer = None

@@ -62,7 +62,7 @@ def test_delivers_signed_request_with_headers(
     assert headers["content-length"] == str(len(body))
     assert action.outcomes == {"delivered": 1, "retry": 0, "failed": 0, "dropped": 0, "dry_run": 0}
     assert action.pending() == 0
-    assert list(outbox_dir.iterdir()) == []
+    assert list(outbox_dir.glob("*.json")) == []
 
 
 def test_cloudevents_delivery(
@@ -217,7 +217,7 @@ def test_outbox_survives_restart(
     assert _wait_until(lambda: first.outcomes["retry"] >= 2)
     assert first.stop(5.0)
     assert first.pending() == 2
-    stored = [orjson.loads(p.read_bytes()) for p in outbox_dir.iterdir()]
+    stored = [orjson.loads(p.read_bytes()) for p in outbox_dir.glob("*.json")]
     assert sum(e["attempts"] for e in stored) >= 2  # retry schedule was persisted
 
     sink.respond(204)
@@ -228,7 +228,7 @@ def test_outbox_survives_restart(
     delivered = {r.headers["idempotency-key"] for r in sink.requests if True}
     assert delivered == {"r1", "r2"}
     assert second.outcomes["delivered"] == 2
-    assert list(outbox_dir.iterdir()) == []
+    assert list(outbox_dir.glob("*.json")) == []
 
 
 def test_submit_is_idempotent(

@@ -24,7 +24,7 @@ class FakeClock:
 
 
 def _files(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
+    return sorted(p.name for p in directory.iterdir() if p.name != "done.log")
 
 
 def test_put_writes_json_entry_before_returning(tmp_path: Path, make_alert: MakeAlert) -> None:
@@ -165,3 +165,39 @@ def test_filenames_are_distinct_and_safe(a: str, b: str) -> None:
 def test_put_requires_string_id(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Outbox(tmp_path).put({"type": "drift.detected"})
+
+
+def test_finished_ids_are_remembered_across_restarts(tmp_path: Path, make_alert: MakeAlert) -> None:
+    box = Outbox(tmp_path)
+    box.load()
+    a, b = make_alert("a"), make_alert("b")
+    assert box.put(a) and box.put(b)
+    assert box.remove(a["id"])
+    # A new process re-derives alert `a` while re-processing events: it must not be re-sent.
+    box2 = Outbox(tmp_path)
+    assert box2.load() == 1
+    assert box2.put(a) is True
+    assert box2.pending() == 1 and box2.get(a["id"]) is None
+    # A torn last line (crash mid-append) does not count as finished.
+    with open(tmp_path / "done.log", "ab") as fh:
+        fh.write(b"half-written-id")
+    box3 = Outbox(tmp_path)
+    box3.load()
+    assert box3.put(make_alert("half-written-id"))
+    assert box3.get("half-written-id") is not None
+
+
+def test_done_log_compacts(tmp_path: Path, make_alert: MakeAlert) -> None:
+    box = Outbox(tmp_path, remember_done=3)
+    box.load()
+    ids = []
+    for i in range(10):
+        a = make_alert(f"id-{i}")
+        ids.append(a["id"])
+        box.put(a)
+        box.remove(a["id"])
+    lines = (tmp_path / "done.log").read_text().splitlines()
+    assert len(lines) <= 6
+    box2 = Outbox(tmp_path, remember_done=3)
+    box2.load()
+    assert box2.put(make_alert(ids[-1])) and box2.pending() == 0

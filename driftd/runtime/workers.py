@@ -1,0 +1,93 @@
+"""`driftd run --workers N`: N consumer processes in one group, supervised.
+
+Each worker is a full `driftd run` process (own Kafka consumer, own HTTP listener on the
+configured port + i, own webhook outbox under ``state.dir/outbox/worker-i``) sharing the
+checkpoint directory, which is keyed by partition: whichever worker is assigned a partition
+restores its state from there. The supervisor forwards SIGTERM/SIGINT, waits for the workers
+to drain, and restarts a worker that dies unexpectedly (with backoff).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import FrameType
+
+from driftd.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def _worker_cmd(args: argparse.Namespace, cfg: Config, i: int) -> list[str]:
+    host, port = cfg.http.host_port
+    listen = f"{host}:{port + i if port else 0}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "driftd",
+        "--log-level",
+        args.log_level,
+        "--log-format",
+        args.log_format,
+        "run",
+        "-c",
+        args.config,
+        "--worker",
+        str(i),
+        "--listen",
+        listen,
+        "--state-dir",
+        str(cfg.state.dir),
+    ]
+    if args.bootstrap_servers:
+        cmd += ["--bootstrap-servers", args.bootstrap_servers]
+    if args.group_id:
+        cmd += ["--group-id", args.group_id]
+    return cmd
+
+
+def supervise(args: argparse.Namespace, cfg: Config) -> int:
+    stop = threading.Event()
+    n = int(args.workers)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    procs: list[subprocess.Popen[bytes]] = [
+        subprocess.Popen(_worker_cmd(args, cfg, i)) for i in range(n)
+    ]
+    log.info("started %d workers: pids %s", n, ", ".join(str(p.pid) for p in procs))
+    backoff = [1.0] * n
+    while not stop.is_set():
+        for i, p in enumerate(procs):
+            rc = p.poll()
+            if rc is None:
+                continue
+            log.error(
+                "worker %d (pid %d) exited with %d; restarting in %.0fs", i, p.pid, rc, backoff[i]
+            )
+            if stop.wait(backoff[i]):
+                break
+            backoff[i] = min(backoff[i] * 2, 30.0)
+            procs[i] = subprocess.Popen(_worker_cmd(args, cfg, i))
+        stop.wait(0.2)
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    worst = 0
+    for p in procs:
+        try:
+            rc = p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        worst = max(worst, rc if rc >= 0 else 1)
+    return worst
