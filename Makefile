@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 KAFKA  := scripts/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: install test test-fast test-nojit lint bench demo kafka-up kafka-down kafka-fetch clean
+.PHONY: install test test-fast test-nojit lint bench demo kafka-up kafka-down kafka-fetch clean promtool
 
 install: $(STAMP)
 
@@ -36,10 +36,18 @@ test: install kafka-fetch lint
 	$(MAKE) --no-print-directory test-nojit
 
 test-nojit: install
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:cacheprovider tests/stats
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:cacheprovider tests/stats tests/performance --ignore=tests/performance/test_perf_calibration.py
 
 test-fast: install
 	$(PY) -m pytest -m "not kafka and not slow"
+
+# promtool for tests/ecosystem (Prometheus rules, `promtool check metrics`): Debian's prometheus
+# package, as .ci/run installs it. Needs root; does nothing when promtool is on PATH.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 bench: install kafka-fetch
 	$(PY) -m benchmarks.kernels --json

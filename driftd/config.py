@@ -75,6 +75,9 @@ class KafkaConfig(_Frozen):
     max_partition_fetch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     poll_timeout_ms: int = Field(default=200, ge=1)
     session_timeout_ms: int = Field(default=45_000, ge=1000)
+    # Watchdog: a poll that has not returned for this long is a hung client; driftd then
+    # persists its state and re-executes itself (restoring from the checkpoint).
+    stall_restart_s: float = Field(default=60.0, ge=5.0)
     # Pass-through security settings for kafka-python.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None

@@ -96,8 +96,9 @@ class DriftdCollector(Collector):
             for (mon, version), n in sorted(e.accepted_by.items()):
                 events.add_metric([mon, version], n)
             for m in e.monitors:
+                totals = e.version_totals(m)
                 for version, vs in sorted(e.version_states(m).items()):
-                    wev.add_metric([m.name, version], vs.window.filled)
+                    wev.add_metric([m.name, version], totals[version][1])
                     mdrift.add_metric(
                         [m.name, version], 1.0 if vs.policy.state == "alerting" else 0.0
                     )

@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -161,3 +161,24 @@ def private_kafka_broker(
         yield broker
     finally:
         broker.stop()
+
+
+# --------------------------------------------------------------------------- driftd processes
+
+
+@pytest.fixture
+def driftd_proc(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start `driftd run` processes (``start(cfg, *extra_args, port=None)``); all are killed at
+    the end of the test."""
+    from driftd_testutil import Driftd, free_port
+
+    procs: list[Driftd] = []
+
+    def start(cfg: Path, *extra: str, port: int | None = None) -> Driftd:
+        d = Driftd(cfg, port or free_port(), tmp_path / f"driftd-{len(procs)}.log", extra)
+        procs.append(d)
+        return d
+
+    yield start
+    for d in procs:
+        d.kill()

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,7 @@ def credit_config(
     }
     cfg: dict[str, Any] = {
         "kafka": {
+            "stall_restart_s": 15,
             "bootstrap_servers": [bootstrap],
             "topics": [topic],
             "group_id": group,
@@ -106,3 +115,84 @@ def build_credit_profile(tmp: Path, events: int = 20_000, seed: int = 1) -> Path
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------- driving `driftd run`
+
+SECRET = b"e2e-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return int(r.status), bytes(r.read())
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read()
+    except OSError:
+        return 0, b""
+
+
+def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Driftd:
+    """A `driftd run` process with its log file and HTTP base URL."""
+
+    def __init__(self, cfg: Path, port: int, log: Path, extra: Iterable[str] = ()) -> None:
+        env = {**os.environ, "DRIFTD_TEST_SECRET": SECRET.decode()}
+        self.log = log
+        self._fh = open(log, "ab")  # noqa: SIM115
+        cmd = [sys.executable, "-m", "driftd", "run", "-c", str(cfg)]
+        cmd += ["--listen", f"127.0.0.1:{port}", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, env=env)
+        self.base = f"http://127.0.0.1:{port}"
+
+    def get_json(self, path: str) -> Any:
+        code, body = http_get(self.base + path)
+        assert code == 200, (code, body)
+        return orjson.loads(body)
+
+    def ready(self) -> bool:
+        return http_get(self.base + "/readyz")[0] == 200
+
+    def metrics(self) -> str:
+        return http_get(self.base + "/metrics")[1].decode()
+
+    def terminate(self, timeout_s: float = 20) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            self._fh.close()
+
+    def kill(self) -> None:
+        """SIGKILL (no drain, no final checkpoint) — also the fixture's cleanup."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if not self._fh.closed:
+            self._fh.close()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")

@@ -127,3 +127,29 @@ def test_changed_window_discards_state(
     cfg_path.write_text(yaml.safe_dump(data))
     kept = Engine(load_config(cfg_path, environ={})).restore_partition("t/0", meta, arrays)
     assert list(kept.versions) == [("credit", "v1")]
+
+
+def test_unwritable_state_dir_at_start_exits_2(tmp_path: Path, profile: Path) -> None:
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    cfg = credit_config(tmp_path, profile=profile)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "driftd",
+            "run",
+            "-c",
+            str(cfg),
+            "--state-dir",
+            str(blocker / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "state.dir" in r.stderr and "not writable" in r.stderr

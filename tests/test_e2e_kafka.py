@@ -3,122 +3,31 @@ in-test receiver, gauges flipping, and offsets committed for every event after S
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from driftd_testutil import build_credit_profile, credit_config
+from driftd_testutil import (
+    SECRET,
+    Driftd,
+    build_credit_profile,
+    credit_config,
+    http_get,
+    metric_value,
+    wait_until,
+)
 from kafka_harness import committed_offsets, produce
 
 from driftd.actions.signing import verify
 from driftd.demo.credit import generate
 from driftd.demo.sink import WebhookSink
 
-SECRET = b"e2e-test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return int(r.status), bytes(r.read())
-    except urllib.error.HTTPError as e:
-        return int(e.code), e.read()
-    except OSError:
-        return 0, b""
-
-
-def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-def metric_value(text: str, name: str, **labels: str) -> float | None:
-    for line in text.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_credit_profile(tmp_path_factory.mktemp("e2e-profile"))
-
-
-class Driftd:
-    def __init__(self, cfg: Path, port: int, log: Path) -> None:
-        env = {**os.environ, "DRIFTD_TEST_SECRET": SECRET.decode()}
-        self.log = log
-        self._fh = open(log, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "driftd",
-                "run",
-                "-c",
-                str(cfg),
-                "--listen",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=self._fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-
-    def get_json(self, path: str) -> Any:
-        code, body = http_get(self.base + path)
-        assert code == 200, (code, body)
-        return orjson.loads(body)
-
-    def terminate(self, timeout_s: float = 20) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout_s)
-        finally:
-            self._fh.close()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        if not self._fh.closed:
-            self._fh.close()
-
-
-@pytest.fixture
-def driftd_proc(tmp_path: Path) -> Iterator[Callable[[Path], Driftd]]:
-    procs: list[Driftd] = []
-
-    def start(cfg: Path) -> Driftd:
-        d = Driftd(cfg, free_port(), tmp_path / f"driftd-{len(procs)}.log")
-        procs.append(d)
-        return d
-
-    yield start
-    for d in procs:
-        d.kill()
 
 
 @pytest.mark.kafka
@@ -127,7 +36,7 @@ def test_drift_to_signed_webhook_and_offsets(
     profile: Path,
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
-    driftd_proc: Callable[[Path], Driftd],
+    driftd_proc: Callable[..., Driftd],
 ) -> None:
     topic = make_topic(partitions=1)
     group = f"e2e-{topic}"
@@ -204,7 +113,7 @@ def test_sigterm_drains_and_commits_across_partitions(
     profile: Path,
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
-    driftd_proc: Callable[[Path], Driftd],
+    driftd_proc: Callable[..., Driftd],
 ) -> None:
     topic = make_topic(partitions=4)
     group = f"drain-{topic}"
@@ -237,7 +146,7 @@ def test_rejected_events_counted_on_broker(
     profile: Path,
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
-    driftd_proc: Callable[[Path], Driftd],
+    driftd_proc: Callable[..., Driftd],
 ) -> None:
     topic = make_topic(partitions=1)
     cfg = credit_config(

@@ -15,6 +15,7 @@ module                   kernels
 ``kernels.special``      null distributions for p-values (KS exact/asymptotic, Smirnov, CvM,
                          AD, χ², t, normal), reproducing scipy's methods
 ``kernels.ring``         ``ring_append`` for count windows
+``kernels.resample``     sorted resamples and null statistics for threshold calibration
 =======================  =================================================================
 
 Conventions shared by all kernels: float64 C-contiguous arrays; NaN is ignored defensively
@@ -36,7 +37,7 @@ def warm_up() -> float:
 
     import numpy as np
 
-    from driftd.kernels import binning, divergence, ring, special, twosample
+    from driftd.kernels import binning, divergence, resample, ring, special, twosample
 
     a = np.array([0.0, 1.0, 1.0, 2.5], dtype=np.float64)
     b = np.array([0.5, 1.0, 3.0], dtype=np.float64)
@@ -74,6 +75,14 @@ def warm_up() -> float:
 
     buf = np.zeros((4, 2), dtype=np.float64)
     ring.ring_append(buf, 0, np.ones((3, 2), dtype=np.float64))
+
+    spacings = np.ones((2, 4), dtype=np.float64)
+    tails = np.zeros(resample.N_TAIL_PARAMS, dtype=np.float64)
+    prefix = resample.quantile_prefix(a)
+    resample.draw_sorted(a, spacings[0], tails)
+    resample.wasserstein_sorted(a, prefix, b)
+    resample.window_statistic(resample.PSI, a, prefix, b, edges, p[:3], 0.0, 1.0, 1e-4)
+    resample.null_statistics(a, prefix, spacings, tails, resample.PSI, edges, p[:3], 0.0, 1.0, 1e-4)
     return time.perf_counter() - t0
 
 

@@ -14,10 +14,12 @@ exits within ``drain_timeout_s``; a second signal forces exit.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -99,6 +101,7 @@ class Daemon:
         self._state_error: str | None = None
         self._last_ckpt = time.monotonic()
         self._events_since_ckpt = 0
+        self._heartbeat = time.monotonic()  # the loop's last sign of life
         self.registry = build_registry(self.engine, self.actions, lambda: dict(self._lag))
         host, port = cfg.http.host_port
         self.http = HttpServer(host, port, self.engine, self.registry, self.readiness)
@@ -121,8 +124,11 @@ class Daemon:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        # `kill -USR1 <pid>` prints every thread's stack to stderr (diagnosing a stuck loop).
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def _open_source(self) -> bool:
+        self._ready_reason = "connecting to Kafka"
         delay = 0.5
         while not self.stop_event.is_set():
             try:
@@ -149,6 +155,7 @@ class Daemon:
                 return 0
             self._ready = True
             self._ready_reason = "consuming"
+            threading.Thread(target=self._watchdog, name="driftd-watchdog", daemon=True).start()
             log.info(
                 "consuming %s from %s as group %s",
                 ",".join(self.cfg.kafka.topics),
@@ -184,6 +191,7 @@ class Daemon:
         st = self.cfg.state
         last_lag = 0.0
         while not self.stop_event.is_set():
+            self._heartbeat = time.monotonic()
             records = self.source.poll(k.max_poll_records, k.poll_timeout_ms)
             alerted = False
             if records:
@@ -220,6 +228,48 @@ class Daemon:
                 self.dead_letter.write(rejected)
         return alerted
 
+    def _watchdog(self) -> None:
+        """Detect a hung Kafka client (kafka-python 3.0 can block inside ``poll`` forever
+        after a broker restart) and recover by re-executing the process.
+
+        The loop only blocks in ``poll``, between micro-batches, so the engine's state is
+        consistent: it is persisted first; the new process image restores every partition from
+        its checkpoint and seeks to the stored offsets, so nothing is lost or counted twice.
+        Webhook outboxes are durable already.
+        """
+        limit = self.cfg.kafka.stall_restart_s
+        while not self.stop_event.wait(min(5.0, limit / 4)):
+            stalled = time.monotonic() - self._heartbeat
+            if stalled < limit:
+                continue
+            log.error(
+                "the Kafka client has not returned from poll for %.0fs; persisting state and "
+                "restarting the process",
+                stalled,
+            )
+            faulthandler.dump_traceback(all_threads=True)
+            self._persist_only()
+            for a in self.actions.values():
+                a.stop(2.0)
+            self.http.stop()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+    def _persist_only(self) -> None:
+        try:
+            if self.dead_letter is not None:
+                self.dead_letter.flush()
+            with self.engine.lock:
+                snaps = [
+                    (ps, *self.engine.snapshot_partition(ps.key))
+                    for ps in self.engine.partitions.values()
+                    if ps.dirty
+                ]
+            for ps, meta, arrays in snaps:
+                self.store.save(ps.key, meta, arrays)
+        except Exception:  # the restart goes ahead: the older checkpoint is still consistent
+            log.exception("could not persist state before restarting")
+
     # ------------------------------------------------------------------ checkpoints
 
     def checkpoint(self, keys: list[str] | None = None) -> bool:
@@ -231,6 +281,7 @@ class Daemon:
         """
         self._last_ckpt = time.monotonic()
         self._events_since_ckpt = 0
+        self._heartbeat = time.monotonic()  # the loop's last sign of life
         try:
             if self.dead_letter is not None:
                 self.dead_letter.flush()

@@ -463,6 +463,16 @@ class Engine:
                     out[version] = vs
         return out
 
+    def version_totals(self, m: MonitorRuntime) -> dict[str, tuple[int, int]]:
+        """(events accepted, events in windows) per version, summed over partitions."""
+        out: dict[str, tuple[int, int]] = {}
+        for ps in self.partitions.values():
+            for (name, version), vs in ps.versions.items():
+                if name == m.name:
+                    a, w = out.get(version, (0, 0))
+                    out[version] = (a + vs.accepted, w + vs.window.filled)
+        return out
+
     def version_order(self, model: str) -> list[str]:
         order: list[str] = []
         for ps in self.partitions.values():

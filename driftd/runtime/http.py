@@ -31,14 +31,15 @@ log = logging.getLogger(__name__)
 def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) -> dict[str, Any]:
     """JSON verdict of one monitor (caller holds ``engine.lock``)."""
     versions: dict[str, Any] = {}
+    totals = engine.version_totals(m)
     for v, vs in engine.version_states(m).items():
         ev = vs.latest
         versions[v] = {
             "state": vs.policy.state,
             "drifted": vs.policy.state == "alerting",
             "drift_share": ev["drift_share"] if ev else 0.0,
-            "events": vs.accepted,
-            "window_events": vs.window.filled,
+            "events": totals[v][0],
+            "window_events": totals[v][1],
             "open_alert_id": vs.policy.open_alert_id,
             "rollback_to": engine.rollback_to(m, v),
             "last_evaluation": ev,

@@ -11,6 +11,7 @@ them cheap).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +26,8 @@ from driftd.types import RawRecord
 log = logging.getLogger(__name__)
 
 PartitionCallback = Callable[[list[str]], None]
+STALL_PROBE_S = 5.0  # quiet time before probing end offsets
+STALL_RECYCLE_PROBES = 3  # probes that find us behind before the consumer is recycled
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -90,6 +93,16 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
                 log.exception("handling assigned partitions %s failed", keys)
 
 
+def _group_stable(c: KafkaConsumer) -> bool:
+    """Whether the consumer is a settled member of its group (kafka-python internals; True
+    when they cannot be read, so an API change never triggers recycling)."""
+    try:
+        coord = c._coordinator
+        return bool(str(coord.state).endswith("STABLE") and not coord.coordinator_unknown())
+    except Exception:  # noqa: BLE001
+        return True
+
+
 def _noop(keys: list[str]) -> None:
     pass
 
@@ -109,6 +122,10 @@ class KafkaSource(Source):
         self._factory = consumer_factory
         self._consumer: KafkaConsumer | None = None
         self._committed: dict[str, int] = {}
+        self._last_records = time.monotonic()
+        self._last_probe = 0.0
+        self._stalled_probes = 0
+        self.recycles = 0
 
     def open(self) -> None:
         try:
@@ -135,7 +152,74 @@ class KafkaSource(Source):
                 RawRecord(r.value, r.offset + 1, r.timestamp, part, r.offset, topic)
                 for r in records
             )
+        now = time.monotonic()
+        if out:
+            self._last_records = now
+            self._stalled_probes = 0
+        elif now - self._last_records >= STALL_PROBE_S and now - self._last_probe >= STALL_PROBE_S:
+            self._last_probe = now
+            self._check_stall()
         return out
+
+    def _check_stall(self) -> None:
+        """kafka-python 3.0 can stop fetching a partition after a broker restart (positions
+        left awaiting leader-epoch validation; upstream issues #3106, #3131) while ``poll``
+        keeps returning nothing. After a quiet spell, ask the broker for the true end offsets:
+        if we are behind, force validation through ``position()``; if that does not help
+        within a few probes, recycle the consumer. Recycling is safe: leaving the group revokes
+        the partitions (checkpoint + commit) and rejoining restores them from the checkpoint.
+        """
+        c = self.consumer
+        stable = _group_stable(c)
+        parts = list(c.assignment())
+        if not stable:
+            self._stalled_probes += 1
+            log.warning(
+                "consumer group membership not re-established for %.0fs (probe %d)",
+                time.monotonic() - self._last_records,
+                self._stalled_probes,
+            )
+            if self._stalled_probes >= STALL_RECYCLE_PROBES:
+                self._recycle()
+            return
+        if not parts:
+            self._stalled_probes = 0
+            return
+        try:
+            ends = c.end_offsets(parts, timeout_ms=5000)
+        except Exception as exc:  # noqa: BLE001 - broker unreachable: nothing to decide yet
+            log.warning("stall probe: end offsets unavailable: %s", exc)
+            return
+        behind = 0
+        for tp in parts:
+            end = ends.get(tp)
+            try:
+                pos = c.position(tp, timeout_ms=2000)
+            except Exception as exc:  # noqa: BLE001 - a position that cannot be validated
+                log.warning("stall probe: position of %s unavailable: %s", tp, exc)
+                pos = None
+            if end is not None and (pos is None or pos < end):
+                behind += end - (pos or 0) if pos is not None else 1
+        if behind == 0:
+            self._stalled_probes = 0
+            return
+        self._stalled_probes += 1
+        log.warning(
+            "consumer returned nothing for %.0fs while %d records are waiting (probe %d)",
+            time.monotonic() - self._last_records,
+            behind,
+            self._stalled_probes,
+        )
+        if self._stalled_probes >= STALL_RECYCLE_PROBES:
+            self._recycle()
+
+    def _recycle(self) -> None:
+        log.error("consumer stalled; recycling it (checkpoint, leave and rejoin the group)")
+        self.recycles += 1
+        self._stalled_probes = 0
+        self._last_records = time.monotonic()
+        self.close()
+        self.open()
 
     def seek(self, key: str, offset: int) -> None:
         self.consumer.seek(split_key(key), offset)
