@@ -43,8 +43,10 @@ def setup_logging(level: str, fmt: str) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name("driftd-cli")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler (repeated main() calls, e.g. in tests), keep others.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "driftd-cli"] + [handler]
     root.setLevel(level.upper())
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
 
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("files", nargs="+", help="JSONL files, or - for stdin")
     rp.add_argument("--out", help="write JSONL here instead of stdout")
     rp.add_argument("--batch", type=int, default=5000, help="micro-batch size")
+    rp.add_argument("--audit", help="also write the alert-decision audit log (JSONL) here")
 
     prof = sub.add_parser("profile", help="reference profiles")
     psub = prof.add_subparsers(dest="profile_command", required=True, parser_class=_Parser)
@@ -113,9 +116,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     data = masked_dump(cfg)
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     for s in specs:
-        feats = ", ".join(f"{f.name}={f.test.name}@{f.threshold:g}" for f in s.features)
+
+        def fmt(f: Any) -> str:
+            return (
+                f"{f.name}={f.test.name}@{f.threshold:.4g}{' (calibrated)' if f.calibrated else ''}"
+            )
+
+        feats = ", ".join(fmt(f) for f in s.features)
         if s.prediction is not None:
-            feats += f", prediction={s.prediction.test.name}@{s.prediction.threshold:g}"
+            feats += ", " + fmt(s.prediction)
         sys.stdout.write(
             f"# monitor {s.cfg.name}: profile {s.profile.id} ({s.profile.events} events); {feats}\n"
         )
@@ -207,26 +216,42 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
         progress.close()
     if prof.events == 0:
         raise ConfigError("--input", "no usable events in the input")
+    from driftd.evaluation import build_spec
+
+    index = next(i for i, m in enumerate(cfg.monitors) if m.name == mon.name)
+    spec = build_spec(mon, prof, index)  # calibrates thresholds into prof.calibration
     pid = prof.save(Path(args.out))
     sys.stderr.write(
         f"profile {pid} for monitor {mon.name}: {prof.events} events"
         f" ({prof.rejected} rejected), {len(prof.features)} features -> {args.out}\n"
     )
+    for f in [*spec.features, *([spec.prediction] if spec.prediction else [])]:
+        how = (
+            "calibrated" if f.calibrated else "configured" if _explicit(mon, f.name) else "default"
+        )
+        sys.stderr.write(f"  {f.name}: {f.test.name} threshold {f.threshold:.4g} ({how})\n")
     return 0
 
 
+def _explicit(mon: Any, name: str) -> bool:
+    fc = mon.prediction if name == "prediction" else mon.features.get(name)
+    return fc is not None and fc.threshold is not None
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    from driftd.audit import AuditLog
     from driftd.deadletter import open_dead_letter
     from driftd.runtime.engine import Engine
     from driftd.sources.file import FileSource
 
     cfg = _load(args)
-    engine = Engine(cfg)
-    dead = open_dead_letter(cfg.dead_letter, cfg.kafka)
-    engine.collect_rejects = dead is not None
     for p in args.files:
         if p != "-" and not Path(p).is_file():
             raise ConfigError("files", f"{p} is not a readable file")
+    engine = Engine(cfg)
+    dead = open_dead_letter(cfg.dead_letter, cfg.kafka)
+    engine.collect_rejects = dead is not None
+    audit = AuditLog(Path(args.audit)) if args.audit else None
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     # Evaluations scrolling on the same terminal would tear the progress line apart.
     progress = _Progress("replay", args.files, enabled=bool(args.out) or not sys.stdout.isatty())
@@ -239,8 +264,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if not batch:
                 continue
             progress.update(sum(len(r.value or b"") + 1 for r in batch), len(batch))
-            for o in engine.process(batch):
+            outputs = engine.process(batch)
+            for o in outputs:
                 out.write(orjson.dumps(o, option=opts) + b"\n")
+            if audit is not None:
+                audit.write(outputs)
+            if dead is not None:
+                dead.write(engine.take_rejects())
         out.write(orjson.dumps(engine.summary()) + b"\n")
         out.flush()
     finally:
@@ -248,6 +278,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         src.close()
         if args.out:
             out.close()
+        if dead is not None:
+            dead.close()
+        if audit is not None:
+            audit.close()
     return 0
 
 

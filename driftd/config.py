@@ -163,6 +163,28 @@ class FeatureConfig(_Frozen):
     path: str | None = None  # dotted path inside the features object; default: the name
 
 
+class QualityConfig(_Frozen):
+    """Data-quality checks run on every feature (and the prediction) beside its drift test.
+    A breach drives alerts like drift does and is listed under the feature with its own test
+    name. ``null`` disables a check."""
+
+    # breach when the window's missing share exceeds the reference's by more than this
+    missing_rate: float | None = Field(default=0.1, gt=0, le=1)
+    # numeric: share of values outside the reference's [min, max]
+    out_of_range_rate: float | None = Field(default=0.05, gt=0, le=1)
+    # categorical: share of values in categories the reference never saw
+    unseen_rate: float | None = Field(default=0.05, gt=0, le=1)
+
+
+class CalibrationConfig(_Frozen):
+    """Thresholds derived from the reference for features without an explicit ``threshold``.
+    ``null`` target disables calibration (the tests' default thresholds apply)."""
+
+    false_alerts_per_million_events: float | None = Field(default=1.0, gt=0)
+    resamples: int = Field(default=1000, ge=100)
+    seed: int = 0
+
+
 class PolicyConfig(_Frozen):
     min_events: int = Field(default=1000, ge=1)
     consecutive: int = Field(default=2, ge=1)
@@ -179,6 +201,8 @@ class MonitorConfig(_Frozen):
     features: dict[str, FeatureConfig]
     prediction: FeatureConfig | None = None
     policy: PolicyConfig = PolicyConfig()
+    quality: QualityConfig = QualityConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
     actions: list[str] = []
     fallback_version: str | None = None  # rollback_to when no earlier version was seen
 

@@ -6,18 +6,24 @@ statistical tests in :mod:`driftd.stats`. It runs once per window step, never pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from driftd.config import FeatureConfig, MonitorConfig
+from driftd.config import FeatureConfig, MonitorConfig, QualityConfig
 from driftd.decode import RowMapper
 from driftd.errors import ConfigError
 from driftd.stats import DriftTest, auto_select, get_test
 from driftd.windows.count import CountWindow
 from driftd.windows.profile import FeatureRef, Profile
 from driftd.windows.reference import CategoricalReference, NumericReference
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,7 @@ class FeatureSpec:
     ref: FeatureRef
     test: DriftTest
     threshold: float
+    calibrated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +83,102 @@ def _feature_spec(
     return FeatureSpec(name, fc.kind, column, ref, test, float(thr))
 
 
-def build_spec(cfg: MonitorConfig, profile: Profile, index: int) -> MonitorSpec:
+def calibration_key(cfg: MonitorConfig, tests: dict[str, str]) -> dict[str, Any]:
+    """Everything calibrated thresholds depend on; a stored calibration with another key is
+    stale."""
+    w = cfg.window
+    return {
+        "window_events": w.events,
+        "step_events": w.step if w.type == "sliding" else w.events,
+        "target": cfg.calibration.false_alerts_per_million_events,
+        "resamples": cfg.calibration.resamples,
+        "seed": cfg.calibration.seed,
+        "tests": dict(sorted(tests.items())),
+    }
+
+
+def calibrate(
+    cfg: MonitorConfig, profile: Profile, specs: dict[str, FeatureSpec]
+) -> dict[str, Any]:
+    """Calibrate the thresholds of ``specs`` (features without an explicit threshold), with
+    the false-alert budget split over every tested feature. Returns the profile's
+    ``calibration`` document."""
+    from driftd.stats.calibrate import alert_budget, calibrate_feature, feature_seed
+
+    c = cfg.calibration
+    assert c.false_alerts_per_million_events is not None
+    n_tested = len(cfg.features) + (1 if cfg.prediction is not None else 0)
+    key = calibration_key(cfg, {n: f.test.name for n, f in specs.items()})
+    alpha = alert_budget(c.false_alerts_per_million_events, key["step_events"], n_tested, 1).alpha
+    t0 = time.perf_counter()
+
+    def one(item: tuple[str, FeatureSpec]) -> tuple[str, Any]:
+        name, f = item
+        cal = calibrate_feature(
+            f.test,
+            f.ref,
+            key["window_events"],
+            alpha,
+            resamples=c.resamples,
+            seed=feature_seed(c.seed, name),
+        )
+        return name, cal.to_json()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        results = dict(pool.map(one, specs.items()))
+    log.info(
+        "monitor %s: calibrated %d thresholds in %.1fs (alpha %.2g per evaluation)",
+        cfg.name,
+        len(results),
+        time.perf_counter() - t0,
+        alpha,
+    )
+    return {"key": key, "alpha": alpha, "features": results}
+
+
+def build_spec(
+    cfg: MonitorConfig, profile: Profile, index: int, *, allow_calibration: bool = True
+) -> MonitorSpec:
     """Resolve tests, thresholds and column layout. Numeric features come first in their block,
-    then the prediction when numeric; likewise for categoricals."""
+    then the prediction when numeric; likewise for categoricals.
+
+    Thresholds: an explicit ``threshold`` wins; otherwise a calibrated one (from the profile
+    when it matches the monitor's window and tests, else calibrated now and logged); otherwise
+    the test's default."""
+    spec = _build_spec(cfg, profile, index)
+    if cfg.calibration.false_alerts_per_million_events is None or not allow_calibration:
+        return spec
+    todo = {f.name: f for f in spec.features if cfg.features[f.name].threshold is None}
+    if spec.prediction is not None and cfg.prediction is not None:
+        if cfg.prediction.threshold is None:
+            todo["prediction"] = spec.prediction
+    if not todo:
+        return spec
+    key = calibration_key(cfg, {n: f.test.name for n, f in todo.items()})
+    doc = profile.calibration
+    if doc is None or doc.get("key") != key:
+        if doc is not None:
+            log.warning(
+                "monitor %s: the profile's calibration was made for another window or tests;"
+                " recalibrating (store it with `driftd profile build`)",
+                cfg.name,
+            )
+        doc = calibrate(cfg, profile, todo)
+        object.__setattr__(profile, "calibration", doc)
+    thresholds = {n: float(d["threshold"]) for n, d in doc["features"].items()}
+
+    def with_thr(f: FeatureSpec) -> FeatureSpec:
+        t = thresholds.get(f.name)
+        return f if t is None or f.name not in todo else replace(f, threshold=t, calibrated=True)
+
+    return replace(
+        spec,
+        features=tuple(with_thr(f) for f in spec.features),
+        prediction=with_thr(spec.prediction) if spec.prediction is not None else None,
+    )
+
+
+def _build_spec(cfg: MonitorConfig, profile: Profile, index: int) -> MonitorSpec:
     feats: list[FeatureSpec] = []
     n_num = n_cat = 0
     for name, fc in cfg.features.items():
@@ -99,6 +199,34 @@ def build_spec(cfg: MonitorConfig, profile: Profile, index: int) -> MonitorSpec:
         else:
             n_cat += 1
     return MonitorSpec(cfg, profile, tuple(feats), pred, n_num, n_cat)
+
+
+def _quality_breaches(
+    name: str, spec: FeatureSpec, quality: dict[str, float], cfg: QualityConfig
+) -> list[dict[str, Any]]:
+    out = []
+    ref_missing = spec.ref.missing / max(1, spec.ref.missing + spec.ref.count)
+    checks: list[tuple[str, float | None, float]] = [
+        ("missing_rate", cfg.missing_rate, ref_missing),
+        ("out_of_range_rate", cfg.out_of_range_rate, 0.0),
+        ("unseen_rate", cfg.unseen_rate, 0.0),
+    ]
+    for test, limit, base in checks:
+        value = quality.get(test)
+        if limit is None or value is None:
+            continue
+        threshold = base + limit
+        if value > threshold:
+            out.append(
+                {
+                    "name": name,
+                    "test": test,
+                    "statistic": value,
+                    "p_value": None,
+                    "threshold": threshold,
+                }
+            )
+    return out
 
 
 def _evaluate_feature(spec: FeatureSpec, window: CountWindow) -> dict[str, Any]:
@@ -151,16 +279,26 @@ def evaluate(spec: MonitorSpec, window: CountWindow) -> dict[str, Any]:
     """Test every feature (and the prediction) of the window against the reference."""
     features = {f.name: _evaluate_feature(f, window) for f in spec.features}
     prediction = _evaluate_feature(spec.prediction, window) if spec.prediction else None
+    quality: list[dict[str, Any]] = []
+    for f in spec.features:
+        quality += _quality_breaches(f.name, f, features[f.name]["quality"], spec.cfg.quality)
+    if spec.prediction is not None and prediction is not None:
+        quality += _quality_breaches(
+            "prediction", spec.prediction, prediction["quality"], spec.cfg.quality
+        )
     n_drifted = sum(1 for r in features.values() if r["drifted"])
     share = n_drifted / len(features) if features else 0.0
     rule = spec.cfg.policy.drift_share
     breach = (share >= rule) if rule is not None else n_drifted > 0
     if prediction is not None and prediction["drifted"]:
         breach = True
+    if quality:
+        breach = True
     return {
         "window": window.span(),
         "features": features,
         "prediction": prediction,
+        "quality_breaches": quality,
         "drift_share": float(share),
         "drifted": breach,
     }

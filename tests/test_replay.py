@@ -138,3 +138,82 @@ def test_replay_from_stdin(
     assert main(["replay", "-c", str(cfg), "-"]) == 0
     lines = capsysbinary.readouterr().out.splitlines()
     assert orjson.loads(lines[-1])["accepted"] == 1500
+
+
+def test_missing_rate_jump_alerts_with_its_own_test(tmp_path: Path, profile: Path) -> None:
+    cfg = credit_config(tmp_path, profile=profile)
+    before = list(generate(6000, version="v1", seed=61))
+    after = []
+    for i, line in enumerate(generate(6000, version="v1", seed=62)):
+        ev = orjson.loads(line)
+        if i % 10 < 3:  # the pipeline suddenly drops `age` for 30 % of events
+            ev["features"]["age"] = None
+        after.append(orjson.dumps(ev))
+    out = replay(tmp_path, cfg, before + after)
+    alerts = [o for o in out if o["type"] == "alert" and o["event"] == "drift.detected"]
+    assert alerts and alerts[0]["window"]["end_position"] <= 6000 + 2000
+    assert all(
+        e["quality_breaches"] == []
+        for e in out
+        if e["type"] == "evaluation" and e["window"]["end_position"] <= 6000
+    )
+    entry = next(f for f in alerts[0]["features"] if f["test"] == "missing_rate")
+    assert entry["name"] == "age" and entry["statistic"] > 0.1 and entry["threshold"] == 0.1
+    evals = [o for o in out if o["type"] == "evaluation"]
+    assert evals[-1]["features"]["age"]["quality"]["missing_rate"] == pytest.approx(0.3, abs=0.02)
+
+
+def test_audit_log_records_holds_and_alerts_with_reasons(tmp_path: Path, profile: Path) -> None:
+    cfg = credit_config(tmp_path, profile=profile)
+    lines = list(generate(4000, version="v1", seed=63)) + list(
+        generate(4000, version="v2", seed=64, score_shift=1.2)
+    )
+    src = write_lines(tmp_path / "s.jsonl", lines)
+    audit = tmp_path / "audit.jsonl"
+    assert (
+        main(
+            [
+                "replay",
+                "-c",
+                str(cfg),
+                str(src),
+                "--out",
+                str(tmp_path / "o.jsonl"),
+                "--audit",
+                str(audit),
+            ]
+        )
+        == 0
+    )
+    recs = read_jsonl(audit)
+    kinds = [(r["decision"], r.get("model_version")) for r in recs]
+    first_alert = kinds.index(("drift.detected", "v2"))
+    assert ("hold", "v2") in kinds[:first_alert]  # k-of-n: the first breach was held back
+    hold = next(r for r in recs if r["decision"] == "hold")
+    assert hold["reason"] == "breach 1 of 2 needed" and hold["state"] == "pending"
+    assert hold["breaches"][0]["name"] == "prediction"
+    alert = recs[first_alert]
+    assert alert["id"] and alert["rollback_to"] == "v1" and alert["reference"]
+    assert alert["features"][0]["threshold"] == 0.2 and alert["window"]["events"] >= 1000
+    assert all(r["model_version"] == "v2" for r in recs)  # stationary v1 is never noise here
+
+
+def test_replay_dead_letter_file(tmp_path: Path, profile: Path) -> None:
+    import yaml
+
+    cfg = credit_config(tmp_path, profile=profile)
+    data = yaml.safe_load(cfg.read_text())
+    data["dead_letter"] = {"type": "file", "path": str(tmp_path / "dlq.jsonl")}
+    cfg.write_text(yaml.safe_dump(data))
+    lines = list(generate(1200, version="v1", seed=65))
+    lines[5] = b"{oops"
+    lines[9] = b"\xff\xfe"
+    out = replay(tmp_path, cfg, lines)
+    assert out[-1]["rejected"] == {"invalid_json": 2}
+    dead = read_jsonl(tmp_path / "dlq.jsonl")
+    assert [(d["reason"], d["position"]) for d in dead] == [
+        ("invalid_json", 6),
+        ("invalid_json", 10),
+    ]
+    assert dead[0]["value"] == "{oops" and dead[1]["value"] is None
+    assert dead[1]["value_base64"] == "//4="

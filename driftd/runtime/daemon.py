@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from driftd.actions.webhook import WebhookAction
+from driftd.audit import AuditLog
 from driftd.config import Config, WebhookActionConfig
 from driftd.deadletter import DeadLetterSink, open_dead_letter
 from driftd.errors import SourceError, StateError
@@ -94,6 +95,9 @@ class Daemon:
             cfg, state_dir / "outbox" / suffix if suffix else state_dir / "outbox"
         )
         self.dead_letter: DeadLetterSink | None = None
+        self.audit = AuditLog(
+            state_dir / (f"audit-worker-{worker}.jsonl" if worker is not None else "audit.jsonl")
+        )
         self.source = KafkaSource(cfg.kafka, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._lag: dict[tuple[str, int], int] = {}
         self._ready = False
@@ -170,6 +174,7 @@ class Daemon:
             self.source.close()
             if self.dead_letter is not None:
                 self.dead_letter.close()
+            self.audit.close()
             deadline = time.monotonic() + self.drain_timeout_s
             for a in self.actions.values():
                 a.flush(max(0.0, min(2.0, deadline - time.monotonic())))
@@ -213,6 +218,7 @@ class Daemon:
         """Hand alerts to their actions (durable outbox) and rejects to the dead-letter
         destination. Returns True when an alert transition happened."""
         alerted = False
+        self.audit.write(outputs)
         for out in outputs:
             if out["type"] != "alert":
                 continue
@@ -285,6 +291,7 @@ class Daemon:
         try:
             if self.dead_letter is not None:
                 self.dead_letter.flush()
+            self.audit.flush()
             offsets: dict[str, int] = {}
             with self.engine.lock:
                 todo = [

@@ -350,6 +350,7 @@ class Engine:
             "window": window,
             "features": ev["features"],
             "prediction": ev["prediction"],
+            "quality_breaches": ev["quality_breaches"],
             "drift_share": ev["drift_share"],
             "drifted": ev["drifted"],
             "state": vs.policy.state,
@@ -391,7 +392,7 @@ class Engine:
             }
             for name, r in list(ev["features"].items()) + [("prediction", ev["prediction"])]
             if r is not None and r["drifted"]
-        ]
+        ] + list(ev["quality_breaches"])
         w = ev["window"]
         payload: dict[str, Any] = {
             "id": aid,

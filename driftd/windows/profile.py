@@ -45,6 +45,9 @@ class Profile:
     rejected: int = 0
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     id: str = ""
+    # Derived thresholds (driftd.stats.calibrate), keyed by what they depend on; not part of
+    # the profile id, which identifies the reference data only.
+    calibration: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -56,7 +59,10 @@ class Profile:
             "prediction": self.prediction.to_json() if self.prediction is not None else None,
         }
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        return {**body, "id": digest[:16], "created": self.created}
+        out = {**body, "id": digest[:16], "created": self.created}
+        if self.calibration is not None:
+            out["calibration"] = self.calibration
+        return out
 
     def save(self, path: Path) -> str:
         data = self.to_json()
@@ -82,6 +88,7 @@ class Profile:
             prediction=_ref_from_json(data["prediction"]) if data.get("prediction") else None,
             created=str(data.get("created", "")),
             id=str(data.get("id", "")),
+            calibration=data.get("calibration"),
         )
 
 

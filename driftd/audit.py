@@ -1,0 +1,88 @@
+"""Append-only JSONL audit log of alert decisions.
+
+One line per alert transition (the full payload: evidence, thresholds, window, reference id,
+stable id) and one per evaluation where the policy *decided something*: a breach held back
+(pending k-of-n, cooldown, alert already open) or a clean window counted toward resolving.
+Quiet, clean evaluations are not logged. Each line carries ``decision`` and ``reason``::
+
+    {"ts": "...", "decision": "hold", "reason": "breach 1 of 2 needed", "monitor": "credit",
+     "model_version": "v7", "state": "pending", "window": {...}, "breaches": [...]}
+
+The daemon flushes and fsyncs it with every checkpoint (before offsets are committed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def decisions(outputs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The audit records for a batch of engine outputs."""
+    out: list[dict[str, Any]] = []
+    for o in outputs:
+        if o["type"] == "alert":
+            out.append({"ts": _now(), "decision": o["event"], **o})
+            continue
+        if o["type"] != "evaluation":
+            continue
+        state, reason = o["state"], o.get("reason", "")
+        if not o["drifted"] and state == "ok":
+            continue
+        breaches = [
+            {
+                "name": n,
+                "test": r["test"],
+                "statistic": r["statistic"],
+                "p_value": r["p_value"],
+                "threshold": r["threshold"],
+            }
+            for n, r in [*o["features"].items(), ("prediction", o["prediction"])]
+            if r is not None and r["drifted"]
+        ] + list(o.get("quality_breaches", []))
+        out.append(
+            {
+                "ts": _now(),
+                "decision": "hold" if o["drifted"] else "count_clean",
+                "reason": reason,
+                "monitor": o["monitor"],
+                "model_version": o["model_version"],
+                "state": state,
+                "drift_share": o["drift_share"],
+                "window": o["window"],
+                "breaches": breaches,
+            }
+        )
+    return out
+
+
+class AuditLog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fh = open(path, "ab")  # noqa: SIM115 - held for the process lifetime
+
+    def write(self, outputs: Iterable[dict[str, Any]]) -> int:
+        recs = decisions(outputs)
+        for r in recs:
+            self._fh.write(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        return len(recs)
+
+    def flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._fh.close()
