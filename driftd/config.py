@@ -159,7 +159,8 @@ Window = Annotated[SlidingWindow | TumblingWindow, Field(discriminator="type")]
 class FeatureConfig(_Frozen):
     kind: Literal["numeric", "categorical"]
     test: str | None = None  # None = automatic selection
-    threshold: float | None = None  # None = the test's default
+    threshold: float | None = None  # critical level; None = calibrated or the test's default
+    warn_threshold: float | None = None  # optional earlier "warning" level (no rollback)
     path: str | None = None  # dotted path inside the features object; default: the name
 
 
@@ -191,6 +192,9 @@ class PolicyConfig(_Frozen):
     resolve_consecutive: int | None = Field(default=None, ge=1)  # None = same as consecutive
     cooldown_s: float = Field(default=900.0, ge=0)
     drift_share: float | None = Field(default=None, gt=0, le=1)
+    # Multiple-testing control across a monitor's p-value tests whose thresholds are not
+    # calibrated (calibration already splits the false-alert budget over the features).
+    multiple_testing: Literal["none", "bonferroni", "bh"] = "none"
 
 
 class MonitorConfig(_Frozen):

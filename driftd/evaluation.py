@@ -35,6 +35,7 @@ class FeatureSpec:
     test: DriftTest
     threshold: float
     calibrated: bool = False
+    warn_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,8 @@ def _feature_spec(
     if fc.kind not in test.kinds:
         raise ConfigError(f"{key}.test", f"test {test_name!r} does not apply to {fc.kind} features")
     thr = fc.threshold if fc.threshold is not None else test.default_threshold
-    return FeatureSpec(name, fc.kind, column, ref, test, float(thr))
+    warn = float(fc.warn_threshold) if fc.warn_threshold is not None else None
+    return FeatureSpec(name, fc.kind, column, ref, test, float(thr), warn_threshold=warn)
 
 
 def calibration_key(cfg: MonitorConfig, tests: dict[str, str]) -> dict[str, Any]:
@@ -258,14 +260,62 @@ def _evaluate_feature(spec: FeatureSpec, window: CountWindow) -> dict[str, Any]:
             "unseen_rate": float(counts[k]) / present.size if present.size else 0.0,
         }
     drifted = bool(spec.test.drifted(res, spec.threshold))
-    return {
+    warning = (
+        not drifted
+        and spec.warn_threshold is not None
+        and bool(spec.test.drifted(res, spec.warn_threshold))
+    )
+    result: dict[str, Any] = {
         "test": spec.test.name,
         "statistic": _num(res.statistic),
         "p_value": _num(res.p_value),
         "threshold": spec.threshold,
         "drifted": drifted,
+        "level": "critical" if drifted else "warning" if warning else "ok",
         "quality": quality,
     }
+    if spec.warn_threshold is not None:
+        result["warn_threshold"] = spec.warn_threshold
+    return result
+
+
+def adjust_multiple_testing(
+    method: str, specs: tuple[FeatureSpec, ...], results: dict[str, dict[str, Any]]
+) -> None:
+    """Bonferroni or Benjamini–Hochberg across the monitor's uncalibrated p-value tests:
+    rewrites ``drifted`` and records the ``adjusted_threshold`` each p-value was held to."""
+    family = [
+        f
+        for f in specs
+        if f.test.threshold_kind == "p_value"
+        and not f.calibrated
+        and results[f.name]["p_value"] is not None
+    ]
+    m = len(family)
+    if method == "none" or m < 2:
+        return
+    if method == "bonferroni":
+        for f in family:
+            r = results[f.name]
+            r["adjusted_threshold"] = f.threshold / m
+            r["drifted"] = r["p_value"] < r["adjusted_threshold"]
+    else:  # Benjamini–Hochberg step-up: reject ranks 1..k*, k* the largest k with
+        # p_(k) <= k/m * q_(k)
+        ordered = sorted(family, key=lambda f: results[f.name]["p_value"])
+        k_star = 0
+        for k, f in enumerate(ordered, start=1):
+            if results[f.name]["p_value"] <= k / m * f.threshold:
+                k_star = k
+        for k, f in enumerate(ordered, start=1):
+            r = results[f.name]
+            r["adjusted_threshold"] = k / m * f.threshold
+            r["drifted"] = k <= k_star
+    for f in family:
+        r = results[f.name]
+        if r["drifted"]:
+            r["level"] = "critical"
+        elif r["level"] == "critical":
+            r["level"] = "ok"
 
 
 def _num(x: float | None) -> float | None:
@@ -278,6 +328,7 @@ def _num(x: float | None) -> float | None:
 def evaluate(spec: MonitorSpec, window: CountWindow) -> dict[str, Any]:
     """Test every feature (and the prediction) of the window against the reference."""
     features = {f.name: _evaluate_feature(f, window) for f in spec.features}
+    adjust_multiple_testing(spec.cfg.policy.multiple_testing, spec.features, features)
     prediction = _evaluate_feature(spec.prediction, window) if spec.prediction else None
     quality: list[dict[str, Any]] = []
     for f in spec.features:
@@ -294,7 +345,13 @@ def evaluate(spec: MonitorSpec, window: CountWindow) -> dict[str, Any]:
         breach = True
     if quality:
         breach = True
+    warnings = [
+        n
+        for n, r in [*features.items(), ("prediction", prediction)]
+        if r is not None and r["level"] == "warning"
+    ]
     return {
+        "warnings": warnings,
         "window": window.span(),
         "features": features,
         "prediction": prediction,

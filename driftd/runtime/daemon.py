@@ -220,8 +220,8 @@ class Daemon:
         alerted = False
         self.audit.write(outputs)
         for out in outputs:
-            if out["type"] != "alert":
-                continue
+            if out["type"] != "alert" or out["event"] == "drift.warning":
+                continue  # warnings are audited and counted, never sent to rollback actions
             alerted = True
             mon = self.cfg.monitor(out["monitor"])
             payload = Engine.webhook_payload(out)

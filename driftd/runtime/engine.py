@@ -53,6 +53,7 @@ class VersionState:
 
     window: CountWindow
     policy: PolicyState = field(default_factory=PolicyState)
+    warn: PolicyState = field(default_factory=PolicyState)  # warning-level episodes
     accepted: int = 0
     latest: dict[str, Any] | None = None  # last evaluation output
     # staging for the current micro-batch
@@ -190,6 +191,7 @@ class Engine:
                     "fingerprint": self.by_name[mon].fingerprint,
                     "accepted": vs.accepted,
                     "policy": vs.policy.to_json(),
+                    "warn": vs.warn.to_json(),
                     "latest": vs.latest,
                 }
             )
@@ -237,7 +239,11 @@ class Engine:
                 {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
             )
             ps.versions[(m.name, v["version"])] = VersionState(
-                window, PolicyState.from_json(v["policy"]), int(v["accepted"]), v.get("latest")
+                window,
+                PolicyState.from_json(v["policy"]),
+                PolicyState.from_json(v["warn"]) if "warn" in v else PolicyState(),
+                int(v["accepted"]),
+                v.get("latest"),
             )
         return ps
 
@@ -338,6 +344,9 @@ class Engine:
         end_ts = ev["window"].get("end_ts")
         ts = end_ts if end_ts is not None else float("nan")
         transition, reason = m.policy.decide(vs.policy, ev["drifted"], ts)
+        warn_transition, warn_reason = m.policy.decide(
+            vs.warn, bool(ev["warnings"]) and not ev["drifted"], ts
+        )
         window = dict(ev["window"])
         window["start_ts"] = iso(window.get("start_ts"))
         window["end_ts"] = iso(window.get("end_ts"))
@@ -351,6 +360,7 @@ class Engine:
             "features": ev["features"],
             "prediction": ev["prediction"],
             "quality_breaches": ev["quality_breaches"],
+            "warnings": ev["warnings"],
             "drift_share": ev["drift_share"],
             "drifted": ev["drifted"],
             "state": vs.policy.state,
@@ -361,6 +371,8 @@ class Engine:
         out = [evaluation]
         if transition is not None:
             out.append(self._transition(ps, m, version, vs, ev, transition, reason, ts))
+        if warn_transition == "alert":
+            out.append(self._transition(ps, m, version, vs, ev, "warning", warn_reason, ts))
         return out
 
     def _transition(
@@ -374,11 +386,16 @@ class Engine:
         reason: str,
         ts: float,
     ) -> dict[str, Any]:
-        kind = "drift.detected" if transition == "alert" else "drift.resolved"
+        kind = {"alert": "drift.detected", "resolve": "drift.resolved"}.get(
+            transition, "drift.warning"
+        )
         aid = alert_id(m.name, version, kind, vs.window.total, ps.key)
         if transition == "alert":
             vs.policy.open_alert_id = aid
             severity = "critical"
+            self.alerts[(m.name, severity)] += 1
+        elif transition == "warning":
+            severity = "warning"
             self.alerts[(m.name, severity)] += 1
         else:
             severity = "info"
@@ -391,7 +408,8 @@ class Engine:
                 "threshold": r["threshold"],
             }
             for name, r in list(ev["features"].items()) + [("prediction", ev["prediction"])]
-            if r is not None and r["drifted"]
+            if r is not None
+            and (r["drifted"] or (transition == "warning" and r["level"] == "warning"))
         ] + list(ev["quality_breaches"])
         w = ev["window"]
         payload: dict[str, Any] = {
