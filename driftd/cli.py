@@ -271,6 +271,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 audit.write(outputs)
             if dead is not None:
                 dead.write(engine.take_rejects())
+        final = engine.finish()  # close open time windows
+        for o in final:
+            out.write(orjson.dumps(o, option=opts) + b"\n")
+        if audit is not None:
+            audit.write(final)
         out.write(orjson.dumps(engine.summary()) + b"\n")
         out.flush()
     finally:

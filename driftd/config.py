@@ -153,7 +153,35 @@ class TumblingWindow(_Frozen):
     events: int = Field(default=5000, ge=10)
 
 
-Window = Annotated[SlidingWindow | TumblingWindow, Field(discriminator="type")]
+class TumblingTimeWindow(_Frozen):
+    """Back-to-back windows of ``size_s`` seconds of event time; an event later than
+    ``allowed_lateness_s`` behind the newest event time seen is rejected as ``late``."""
+
+    type: Literal["tumbling_time"]
+    size_s: float = Field(default=300.0, gt=0)
+    allowed_lateness_s: float = Field(default=30.0, ge=0)
+    max_events: int = Field(default=100_000, ge=100)  # per window; beyond: seeded subsample
+
+
+class SlidingTimeWindow(_Frozen):
+    type: Literal["sliding_time"]
+    size_s: float = Field(default=300.0, gt=0)
+    step_s: float = Field(default=60.0, gt=0)
+    allowed_lateness_s: float = Field(default=30.0, ge=0)
+    max_events: int = Field(default=100_000, ge=100)
+
+    @model_validator(mode="after")
+    def _multiple(self) -> SlidingTimeWindow:
+        k = round(self.size_s / self.step_s)
+        if k < 1 or abs(k * self.step_s - self.size_s) > 1e-9 * self.size_s:
+            raise ValueError("size_s must be a whole multiple of step_s")
+        return self
+
+
+Window = Annotated[
+    SlidingWindow | TumblingWindow | TumblingTimeWindow | SlidingTimeWindow,
+    Field(discriminator="type"),
+]
 
 
 class FeatureConfig(_Frozen):

@@ -15,13 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from driftd.config import FeatureConfig, MonitorConfig, QualityConfig
+from driftd.config import (
+    FeatureConfig,
+    MonitorConfig,
+    QualityConfig,
+    SlidingTimeWindow,
+    TumblingTimeWindow,
+)
 from driftd.decode import RowMapper
 from driftd.errors import ConfigError
 from driftd.stats import DriftTest, auto_select, get_test
 from driftd.windows.count import CountWindow
 from driftd.windows.profile import FeatureRef, Profile
 from driftd.windows.reference import CategoricalReference, NumericReference
+from driftd.windows.time import TimeWindow, WindowView
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +66,29 @@ class MonitorSpec:
             m.set_prediction_categories(_cats(self.prediction.ref))
         return m
 
-    def new_window(self) -> CountWindow:
+    @property
+    def time_based(self) -> bool:
+        return self.cfg.window.type in ("tumbling_time", "sliding_time")
+
+    def new_window(self) -> CountWindow | TimeWindow:
         w = self.cfg.window
+        if isinstance(w, TumblingTimeWindow | SlidingTimeWindow):
+            step_s = w.step_s if isinstance(w, SlidingTimeWindow) else w.size_s
+            return TimeWindow(
+                w.size_s,
+                step_s,
+                w.allowed_lateness_s,
+                self.n_num,
+                self.n_cat,
+                max_events=w.max_events,
+            )
         step = w.step if w.type == "sliding" else w.events
         return CountWindow(w.events, step, self.n_num, self.n_cat)
+
+    def restore_window(self, arrays: dict[str, Any]) -> CountWindow | TimeWindow:
+        if self.time_based:
+            return TimeWindow.restore(arrays)
+        return CountWindow.restore(arrays)
 
 
 def _cats(ref: FeatureRef) -> tuple[str, ...]:
@@ -89,9 +115,10 @@ def calibration_key(cfg: MonitorConfig, tests: dict[str, str]) -> dict[str, Any]
     """Everything calibrated thresholds depend on; a stored calibration with another key is
     stale."""
     w = cfg.window
+    events = int(getattr(w, "events", 0))
     return {
-        "window_events": w.events,
-        "step_events": w.step if w.type == "sliding" else w.events,
+        "window_events": events,
+        "step_events": int(getattr(w, "step", events)),
         "target": cfg.calibration.false_alerts_per_million_events,
         "resamples": cfg.calibration.resamples,
         "seed": cfg.calibration.seed,
@@ -149,6 +176,13 @@ def build_spec(
     the test's default."""
     spec = _build_spec(cfg, profile, index)
     if cfg.calibration.false_alerts_per_million_events is None or not allow_calibration:
+        return spec
+    if spec.time_based:
+        log.info(
+            "monitor %s: time windows have no fixed event count; thresholds are the tests'"
+            " defaults unless configured (calibration applies to count windows)",
+            cfg.name,
+        )
         return spec
     todo = {f.name: f for f in spec.features if cfg.features[f.name].threshold is None}
     if spec.prediction is not None and cfg.prediction is not None:
@@ -231,7 +265,7 @@ def _quality_breaches(
     return out
 
 
-def _evaluate_feature(spec: FeatureSpec, window: CountWindow) -> dict[str, Any]:
+def _evaluate_feature(spec: FeatureSpec, window: WindowView) -> dict[str, Any]:
     n = window.filled
     if spec.kind == "numeric":
         col = window.num_column(spec.column)
@@ -325,7 +359,7 @@ def _num(x: float | None) -> float | None:
     return f if np.isfinite(f) else None
 
 
-def evaluate(spec: MonitorSpec, window: CountWindow) -> dict[str, Any]:
+def evaluate(spec: MonitorSpec, window: WindowView) -> dict[str, Any]:
     """Test every feature (and the prediction) of the window against the reference."""
     features = {f.name: _evaluate_feature(f, window) for f in spec.features}
     adjust_multiple_testing(spec.cfg.policy.multiple_testing, spec.features, features)

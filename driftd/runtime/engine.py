@@ -34,6 +34,7 @@ from driftd.policy import Policy, PolicyState, alert_id
 from driftd.types import RawRecord
 from driftd.windows.count import CountWindow
 from driftd.windows.profile import load_profile_for
+from driftd.windows.time import TimeWindow, WindowView
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def iso(ts: float | None) -> str | None:
 class VersionState:
     """Everything driftd keeps for one (monitor, model_version) in one source partition."""
 
-    window: CountWindow
+    window: CountWindow | TimeWindow
     policy: PolicyState = field(default_factory=PolicyState)
     warn: PolicyState = field(default_factory=PolicyState)  # warning-level episodes
     accepted: int = 0
@@ -61,6 +62,7 @@ class VersionState:
     cat: list[int] = field(default_factory=list)
     pos: list[int] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
+    recs: list[RawRecord] = field(default_factory=list)  # time windows: to reject late rows
 
 
 @dataclass(slots=True)
@@ -235,7 +237,7 @@ class Engine:
                 )
                 continue
             prefix = f"v{i}."
-            window = CountWindow.restore(
+            window = m.spec.restore_window(
                 {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
             )
             ps.versions[(m.name, v["version"])] = VersionState(
@@ -309,6 +311,8 @@ class Engine:
                 vs = versions[key]
                 vs.pos.append(rec.position)
                 vs.ts.append(ts)
+                if m.spec.time_based:
+                    vs.recs.append(rec)
                 vs.accepted += 1
                 self.accepted_by[key] += 1
                 touched[key] = (m, version, vs)
@@ -330,16 +334,97 @@ class Engine:
             vs.cat.clear()
             vs.pos.clear()
             vs.ts.clear()
-            for _total in vs.window.append(num, cat, pos, ts):
-                if vs.window.filled >= m.spec.cfg.policy.min_events:
-                    out.extend(self._evaluate(ps, m, version, vs))
+            w = vs.window
+            if isinstance(w, CountWindow):
+                for total in w.append(num, cat, pos, ts):
+                    if w.filled >= m.spec.cfg.policy.min_events:
+                        out.extend(self._evaluate(ps, m, version, vs, w, total))
+                continue
+            recs, vs.recs = vs.recs, []
+            r = w.append(num, cat, pos, ts)
+            self._reject_rows(m, version, vs, [recs[i] for i in r.late], "late")
+            self._reject_rows(m, version, vs, [recs[i] for i in r.invalid_ts], "bad_timestamp")
+            out.extend(self._evaluate_views(ps, m, version, vs, r.windows))
+        out.extend(self._advance_idle(ps, {m for m, _, _ in touched}))
+        return out
+
+    def _evaluate_views(
+        self,
+        ps: PartitionState,
+        m: MonitorRuntime,
+        version: str,
+        vs: VersionState,
+        views: list[Any],
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for view in views:
+            if view.filled >= m.spec.cfg.policy.min_events:
+                out.extend(self._evaluate(ps, m, version, vs, view, int(view.window_end_ts)))
+        return out
+
+    def _reject_rows(
+        self, m: MonitorRuntime, version: str, vs: VersionState, recs: list[RawRecord], reason: str
+    ) -> None:
+        """Rows a time window refused after they were staged as accepted: counted (and
+        dead-lettered) as rejected instead. With several monitors on one model, an event late
+        for one of them is counted once per such monitor."""
+        n = len(recs)
+        if not n:
+            return
+        vs.accepted -= n
+        self.accepted -= n
+        self.accepted_by[(m.name, version)] -= n
+        self.rejected[reason] += n
+        if self.collect_rejects:
+            self._rejects.extend((r, reason, f"monitor {m.name}") for r in recs)
+
+    def _advance_idle(
+        self, ps: PartitionState, monitors: set[MonitorRuntime]
+    ) -> list[dict[str, Any]]:
+        """Close the time windows of versions that stopped receiving events, using the
+        monitor's newest watermark in this partition (event time moves for the monitor, not
+        per version)."""
+        out: list[dict[str, Any]] = []
+        for m in monitors:
+            if not m.spec.time_based:
+                continue
+            states = [(v, vs) for (name, v), vs in ps.versions.items() if name == m.name]
+            marks = [vs.window.watermark for _, vs in states if isinstance(vs.window, TimeWindow)]
+            if not marks:
+                continue
+            wm = max(marks)
+            for v, vs in states:
+                w = vs.window
+                if isinstance(w, TimeWindow) and w.watermark < wm:
+                    out.extend(self._evaluate_views(ps, m, v, vs, w.advance(wm)))
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        """End of a finite stream (replay): close every open time window."""
+        out: list[dict[str, Any]] = []
+        with self.lock:
+            for ps in self.partitions.values():
+                for (name, v), vs in ps.versions.items():
+                    if isinstance(vs.window, TimeWindow):
+                        m = self.by_name[name]
+                        out.extend(
+                            self._evaluate_views(ps, m, v, vs, vs.window.advance(float("inf")))
+                        )
         return out
 
     def _evaluate(
-        self, ps: PartitionState, m: MonitorRuntime, version: str, vs: VersionState
+        self,
+        ps: PartitionState,
+        m: MonitorRuntime,
+        version: str,
+        vs: VersionState,
+        window: WindowView,
+        seq: int,
     ) -> list[dict[str, Any]]:
+        """Evaluate one window; ``seq`` (events counted, or the window's end time for time
+        windows) makes alert ids stable under re-processing."""
         t0 = time.perf_counter()
-        ev = evaluate(m.spec, vs.window)
+        ev = evaluate(m.spec, window)
         self.eval_hist.observe(time.perf_counter() - t0)
         end_ts = ev["window"].get("end_ts")
         ts = end_ts if end_ts is not None else float("nan")
@@ -347,16 +432,17 @@ class Engine:
         warn_transition, warn_reason = m.policy.decide(
             vs.warn, bool(ev["warnings"]) and not ev["drifted"], ts
         )
-        window = dict(ev["window"])
-        window["start_ts"] = iso(window.get("start_ts"))
-        window["end_ts"] = iso(window.get("end_ts"))
+        span = dict(ev["window"])
+        for k in ("start_ts", "end_ts", "window_start_ts", "window_end_ts"):
+            if k in span:
+                span[k] = iso(span[k])
         evaluation = {
             "type": "evaluation",
             "monitor": m.name,
             "model": m.model,
             "model_version": version,
             "segment": None,
-            "window": window,
+            "window": span,
             "features": ev["features"],
             "prediction": ev["prediction"],
             "quality_breaches": ev["quality_breaches"],
@@ -370,9 +456,9 @@ class Engine:
         m.last_evaluation_wall = time.time()
         out = [evaluation]
         if transition is not None:
-            out.append(self._transition(ps, m, version, vs, ev, transition, reason, ts))
+            out.append(self._transition(ps, m, version, vs, ev, transition, reason, ts, seq))
         if warn_transition == "alert":
-            out.append(self._transition(ps, m, version, vs, ev, "warning", warn_reason, ts))
+            out.append(self._transition(ps, m, version, vs, ev, "warning", warn_reason, ts, seq))
         return out
 
     def _transition(
@@ -385,11 +471,12 @@ class Engine:
         transition: str,
         reason: str,
         ts: float,
+        seq: int,
     ) -> dict[str, Any]:
         kind = {"alert": "drift.detected", "resolve": "drift.resolved"}.get(
             transition, "drift.warning"
         )
-        aid = alert_id(m.name, version, kind, vs.window.total, ps.key)
+        aid = alert_id(m.name, version, kind, seq, ps.key)
         if transition == "alert":
             vs.policy.open_alert_id = aid
             severity = "critical"
@@ -489,7 +576,7 @@ class Engine:
             for (name, version), vs in ps.versions.items():
                 if name == m.name:
                     a, w = out.get(version, (0, 0))
-                    out[version] = (a + vs.accepted, w + vs.window.filled)
+                    out[version] = (a + vs.accepted, w + window_events(vs.window))
         return out
 
     def version_order(self, model: str) -> list[str]:
@@ -510,7 +597,12 @@ class Engine:
             }
 
 
+def window_events(w: CountWindow | TimeWindow) -> int:
+    """Events held by a window: the ring's content, or a time window's open panes."""
+    return w.filled if isinstance(w, CountWindow) else int(w.pending_events)
+
+
 def _newer(a: VersionState, b: VersionState) -> bool:
     ea = (a.latest or {}).get("window", {}).get("end_position") or 0
     eb = (b.latest or {}).get("window", {}).get("end_position") or 0
-    return (a.latest is not None, a.window.total, ea) > (b.latest is not None, b.window.total, eb)
+    return (a.latest is not None, a.accepted, ea) > (b.latest is not None, b.accepted, eb)
