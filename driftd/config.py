@@ -205,6 +205,18 @@ class QualityConfig(_Frozen):
     unseen_rate: float | None = Field(default=0.05, gt=0, le=1)
 
 
+class DetectorConfig(_Frozen):
+    """A river detector on an aggregate signal of the monitor: ``prediction`` (the score
+    stream, up to ``max_per_batch`` sampled values per micro-batch), ``prediction_mean`` (one
+    batch mean), or per-evaluation ``drift_share`` / ``prediction_statistic`` /
+    ``feature:<name>`` (that feature's drift statistic)."""
+
+    type: str
+    signal: str = "prediction"
+    params: dict[str, float | int | str] = {}
+    max_per_batch: int = Field(default=1000, ge=1)
+
+
 class CalibrationConfig(_Frozen):
     """Thresholds derived from the reference for features without an explicit ``threshold``.
     ``null`` target disables calibration (the tests' default thresholds apply)."""
@@ -235,6 +247,7 @@ class MonitorConfig(_Frozen):
     policy: PolicyConfig = PolicyConfig()
     quality: QualityConfig = QualityConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+    detectors: list[DetectorConfig] = []
     actions: list[str] = []
     fallback_version: str | None = None  # rollback_to when no earlier version was seen
 

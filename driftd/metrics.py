@@ -123,6 +123,13 @@ class DriftdCollector(Collector):
                 rejected.add_metric([reason], n)
             for (mon, sev), n in sorted(e.alerts.items()):
                 alerts.add_metric([mon, sev], n)
+            dets = CounterMetricFamily(
+                "driftd_detector_drifts",
+                "Drifts flagged by river detectors on aggregate signals",
+                labels=["monitor", "model_version", "detector"],
+            )
+            for (mon, ver, det), n in sorted(e.detector_drifts.items()):
+                dets.add_metric([mon, ver, det], n)
             h = e.eval_hist
             buckets = []
             acc = 0
@@ -140,6 +147,7 @@ class DriftdCollector(Collector):
         yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
         yield last_eval
         yield hist
+        yield dets
         deliveries = CounterMetricFamily(
             "driftd_webhook_deliveries", "Webhook delivery outcomes", labels=["action", "outcome"]
         )

@@ -63,6 +63,7 @@ class VersionState:
     pos: list[int] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
     recs: list[RawRecord] = field(default_factory=list)  # time windows: to reject late rows
+    dets: list[Any] = field(default_factory=list)  # river detectors (runtime.detect.Attached)
 
 
 @dataclass(slots=True)
@@ -130,6 +131,10 @@ def load_specs(cfg: Config) -> list[MonitorSpec]:
                 f"reference type {ref.type!r} is not supported yet; use type: profile",
             )
         profile = load_profile_for(m, ref.path, f"monitors.{i}.reference.path")
+        if m.detectors:
+            from driftd.runtime import detect
+
+            detect.validate(m, i)
         specs.append(build_spec(m, profile, i))
     return specs
 
@@ -152,6 +157,7 @@ class Engine:
         self.rejected: Counter[str] = Counter()
         self.accepted_by: Counter[tuple[str, str]] = Counter()  # (monitor, version)
         self.alerts: Counter[tuple[str, str]] = Counter()  # (monitor, severity)
+        self.detector_drifts: Counter[tuple[str, str, str]] = Counter()
         self.eval_hist = Histogram(EVAL_BUCKETS)
         self.lock = threading.Lock()
         # Rejected records kept for a dead-letter destination (only when one is configured).
@@ -194,6 +200,9 @@ class Engine:
                     "accepted": vs.accepted,
                     "policy": vs.policy.to_json(),
                     "warn": vs.warn.to_json(),
+                    "detectors": [
+                        _split(a.snapshot(), arrays, f"v{i}.d{j}.") for j, a in enumerate(vs.dets)
+                    ],
                     "latest": vs.latest,
                 }
             )
@@ -240,13 +249,23 @@ class Engine:
             window = m.spec.restore_window(
                 {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
             )
-            ps.versions[(m.name, v["version"])] = VersionState(
+            vs = VersionState(
                 window,
                 PolicyState.from_json(v["policy"]),
                 PolicyState.from_json(v["warn"]) if "warn" in v else PolicyState(),
                 int(v["accepted"]),
                 v.get("latest"),
             )
+            if m.spec.cfg.detectors:
+                from driftd.runtime import detect
+
+                saved = [
+                    _join(d, arrays, f"v{i}.d{j}.") for j, d in enumerate(v.get("detectors", []))
+                ]
+                vs.dets = detect.attach(
+                    m.spec.cfg, saved if len(saved) == len(m.spec.cfg.detectors) else None
+                )
+            ps.versions[(m.name, v["version"])] = vs
         return ps
 
     # ------------------------------------------------------------------ processing
@@ -289,7 +308,7 @@ class Engine:
                     for m in mons:
                         vs = versions.get((m.name, version))
                         if vs is None:
-                            vs = versions[(m.name, version)] = VersionState(m.spec.new_window())
+                            vs = versions[(m.name, version)] = self._new_version(m)
                         staged.append((vs, len(vs.num), len(vs.cat)))
                         m.mapper.map(feats, pred, vs.num, vs.cat)
                 except Reject:
@@ -318,6 +337,40 @@ class Engine:
                 touched[key] = (m, version, vs)
         return list(touched.values())
 
+    @staticmethod
+    def _new_version(m: MonitorRuntime, saved: list[dict[str, Any]] | None = None) -> VersionState:
+        vs = VersionState(m.spec.new_window())
+        if m.spec.cfg.detectors:
+            from driftd.runtime import detect
+
+            vs.dets = detect.attach(m.spec.cfg, saved)
+        return vs
+
+    def _detector_outputs(
+        self, m: MonitorRuntime, version: str, hits: list[tuple[Any, int]]
+    ) -> list[dict[str, Any]]:
+        out = []
+        for a, position in hits:
+            self.detector_drifts[(m.name, version, a.name)] += 1
+            log.info(
+                "detector %s flagged monitor=%s version=%s at position %d",
+                a.name,
+                m.name,
+                version,
+                position,
+            )
+            out.append(
+                {
+                    "type": "detector",
+                    "monitor": m.name,
+                    "model": m.model,
+                    "model_version": version,
+                    "detector": a.name,
+                    "position": position,
+                }
+            )
+        return out
+
     def _flush(
         self, ps: PartitionState, touched: list[tuple[MonitorRuntime, str, VersionState]]
     ) -> list[dict[str, Any]]:
@@ -334,6 +387,11 @@ class Engine:
             vs.cat.clear()
             vs.pos.clear()
             vs.ts.clear()
+            if vs.dets and m.spec.prediction is not None and m.spec.prediction.kind == "numeric":
+                from driftd.runtime import detect
+
+                hits = detect.feed_scores(vs.dets, num[:, m.spec.prediction.column], pos)
+                out.extend(self._detector_outputs(m, version, hits))
             w = vs.window
             if isinstance(w, CountWindow):
                 for total in w.append(num, cat, pos, ts):
@@ -452,9 +510,16 @@ class Engine:
             "state": vs.policy.state,
             "reason": reason,
         }
+        out = [evaluation]
+        if vs.dets:
+            from driftd.runtime import detect
+
+            out.extend(
+                self._detector_outputs(m, version, detect.feed_evaluation(vs.dets, evaluation))
+            )
+            evaluation["detectors"] = detect.report(vs.dets)
         vs.latest = evaluation
         m.last_evaluation_wall = time.time()
-        out = [evaluation]
         if transition is not None:
             out.append(self._transition(ps, m, version, vs, ev, transition, reason, ts, seq))
         if warn_transition == "alert":
@@ -595,6 +660,25 @@ class Engine:
                 "accepted": self.accepted,
                 "rejected": dict(sorted(self.rejected.items())),
             }
+
+
+def _split(state: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """JSON part of a snapshot; its NumPy arrays go to ``arrays`` under ``prefix``."""
+    meta: dict[str, Any] = {}
+    for k, v in state.items():
+        if isinstance(v, np.ndarray):
+            arrays[prefix + k] = v
+            meta[k] = {"__array__": prefix + k}
+        else:
+            meta[k] = v
+    return meta
+
+
+def _join(meta: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {
+        k: arrays[v["__array__"]] if isinstance(v, dict) and "__array__" in v else v
+        for k, v in meta.items()
+    }
 
 
 def window_events(w: CountWindow | TimeWindow) -> int:
