@@ -128,7 +128,12 @@ class DriftdCollector(Collector):
                 "Drifts flagged by river detectors on aggregate signals",
                 labels=["monitor", "model_version", "detector"],
             )
-            for (mon, ver, det), n in sorted(e.detector_drifts.items()):
+            det_counts = dict(e.detector_drifts)
+            for m in e.monitors:  # attached detectors are exported from 0
+                for version, vs in e.version_states(m).items():
+                    for a in vs.dets:
+                        det_counts.setdefault((m.name, version, a.name), 0)
+            for (mon, ver, det), n in sorted(det_counts.items()):
                 dets.add_metric([mon, ver, det], n)
             h = e.eval_hist
             buckets = []

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from driftd_testutil import build_credit_profile, credit_config
 from ecosystem_support import REPO, Live, http
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,7 +39,11 @@ def repo() -> Path:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("ecosystem")
     profile = build_credit_profile(tmp)
-    cfg = load_config(credit_config(tmp, profile=profile), environ={})
+    cfg_path = credit_config(tmp, profile=profile)
+    data = yaml.safe_load(cfg_path.read_text())
+    data["monitors"][0]["detectors"] = [{"type": "adwin", "signal": "prediction"}]
+    cfg_path.write_text(yaml.safe_dump(data))
+    cfg = load_config(cfg_path, environ={})
     engine = Engine(cfg)
     lines = list(generate(3000, version="v1", seed=21)) + list(
         generate(3000, version="v2", seed=22, score_shift=1.5)
