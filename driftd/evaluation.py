@@ -43,6 +43,7 @@ class FeatureSpec:
     threshold: float
     calibrated: bool = False
     warn_threshold: float | None = None
+    calibrated_window: int = 0  # window events the calibrated threshold was derived for
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +204,13 @@ def build_spec(
         object.__setattr__(profile, "calibration", doc)
     thresholds = {n: float(d["threshold"]) for n, d in doc["features"].items()}
 
+    window_events = int(doc["key"]["window_events"])
+
     def with_thr(f: FeatureSpec) -> FeatureSpec:
         t = thresholds.get(f.name)
-        return f if t is None or f.name not in todo else replace(f, threshold=t, calibrated=True)
+        if t is None or f.name not in todo:
+            return f
+        return replace(f, threshold=t, calibrated=True, calibrated_window=window_events)
 
     return replace(
         spec,
@@ -265,6 +270,40 @@ def _quality_breaches(
     return out
 
 
+# How a distance statistic's null fluctuation shrinks with the effective sample size
+# n' = 1 / (1/n + 1/reference): ∝ n'^-1/2 for distances (Wasserstein, JS distance, Hellinger,
+# TV, energy distance, mean difference), ∝ n'^-1 for divergences (PSI, KL ~ χ²/n).
+NULL_SCALING = {
+    "wasserstein": 0.5,
+    "wasserstein_norm": 0.5,
+    "mean_diff": 0.5,
+    "energy": 0.5,
+    "js": 0.5,
+    "hellinger": 0.5,
+    "tv": 0.5,
+    "psi": 1.0,
+    "kl": 1.0,
+}
+
+
+def effective_threshold(spec: FeatureSpec, n_values: int) -> float:
+    """A calibrated distance threshold holds for full windows; the first evaluations of a
+    version run on fewer events (from ``policy.min_events``), whose null statistics are larger.
+    Scale the threshold to the window actually evaluated so partial windows keep the same
+    false-breach level. p-value levels and configured thresholds are used as they are."""
+    gamma = NULL_SCALING.get(spec.test.name)
+    w = spec.calibrated_window
+    if not spec.calibrated or gamma is None or w <= 0 or n_values >= w or n_values <= 0:
+        return spec.threshold
+    ref_n = len(spec.ref.sample) if isinstance(spec.ref, NumericReference) else spec.ref.count
+    ref_n = max(ref_n, 1)
+
+    def eff(n: int) -> float:
+        return 1.0 / (1.0 / n + 1.0 / ref_n)
+
+    return float(spec.threshold * (eff(w) / eff(n_values)) ** gamma)
+
+
 def _evaluate_feature(spec: FeatureSpec, window: WindowView) -> dict[str, Any]:
     n = window.filled
     if spec.kind == "numeric":
@@ -293,7 +332,8 @@ def _evaluate_feature(spec: FeatureSpec, window: WindowView) -> dict[str, Any]:
             "missing_rate": float(missing) / n if n else 0.0,
             "unseen_rate": float(counts[k]) / present.size if present.size else 0.0,
         }
-    drifted = bool(spec.test.drifted(res, spec.threshold))
+    threshold = effective_threshold(spec, n)
+    drifted = bool(spec.test.drifted(res, threshold))
     warning = (
         not drifted
         and spec.warn_threshold is not None
@@ -303,7 +343,7 @@ def _evaluate_feature(spec: FeatureSpec, window: WindowView) -> dict[str, Any]:
         "test": spec.test.name,
         "statistic": _num(res.statistic),
         "p_value": _num(res.p_value),
-        "threshold": spec.threshold,
+        "threshold": threshold,
         "drifted": drifted,
         "level": "critical" if drifted else "warning" if warning else "ok",
         "quality": quality,
