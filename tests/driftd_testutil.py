@@ -55,6 +55,7 @@ def credit_config(
     cfg: dict[str, Any] = {
         "kafka": {
             "stall_restart_s": 15,
+            "session_timeout_ms": 10_000,
             "bootstrap_servers": [bootstrap],
             "topics": [topic],
             "group_id": group,

@@ -30,7 +30,7 @@ from driftd.actions.webhook import WebhookAction
 from driftd.audit import AuditLog
 from driftd.config import Config, WebhookActionConfig
 from driftd.deadletter import DeadLetterSink, open_dead_letter
-from driftd.errors import SourceError, StateError
+from driftd.errors import ConfigError, SourceError, StateError
 from driftd.metrics import build_registry
 from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
@@ -58,10 +58,14 @@ def build_actions(cfg: Config, outbox_root: Path) -> dict[str, WebhookAction]:
     actions: dict[str, WebhookAction] = {}
     for name, a in cfg.actions.items():
         assert isinstance(a, WebhookActionConfig)
+        try:
+            secret = a.secret.resolve() if a.secret is not None else None
+        except ConfigError as exc:
+            raise ConfigError(f"actions.{name}.{exc.key}", exc.problem) from None
         actions[name] = WebhookAction(
             name=name,
             url=a.url,
-            secret=a.secret.resolve() if a.secret is not None else None,
+            secret=secret,
             format=a.format,
             outbox_dir=outbox_root / name,
             timeout_s=a.timeout_s,

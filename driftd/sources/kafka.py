@@ -11,6 +11,7 @@ them cheap).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,6 +54,9 @@ def consumer_settings(cfg: KafkaConfig) -> dict[str, Any]:
         "session_timeout_ms": cfg.session_timeout_ms,
         "check_crcs": True,
         "security_protocol": cfg.security_protocol,
+        # kafka-python's own client metrics (sensors updated on every fetch and poll) are
+        # never read: driftd exports lag from positions and high watermarks itself.
+        "metrics_enabled": False,
     }
     if cfg.sasl_mechanism:
         s["sasl_mechanism"] = cfg.sasl_mechanism
@@ -98,7 +102,9 @@ def _group_stable(c: KafkaConsumer) -> bool:
     when they cannot be read, so an API change never triggers recycling)."""
     try:
         coord = c._coordinator
-        return bool(str(coord.state).endswith("STABLE") and not coord.coordinator_unknown())
+        from kafka.structs import MemberState
+
+        return bool(coord.state == MemberState.STABLE and not coord.coordinator_unknown())
     except Exception:  # noqa: BLE001
         return True
 
@@ -146,12 +152,40 @@ class KafkaSource(Source):
     def poll(self, max_records: int, timeout_ms: int) -> list[RawRecord]:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         out: list[RawRecord] = []
-        for tp, records in batches.items():
-            topic, part = tp.topic, tp.partition
-            out.extend(
-                RawRecord(r.value, r.offset + 1, r.timestamp, part, r.offset, topic)
-                for r in records
-            )
+        # Hot path (one RawRecord per event): the frozen dataclass's generated __init__ costs
+        # twice as much as filling the slots through their descriptors, so records are built
+        # that way — only while RawRecord's slots are exactly the six filled below (a changed
+        # RawRecord falls back to the constructor rather than leave a slot unset).
+        filled = ("value", "position", "timestamp_ms", "partition", "offset", "topic")
+        if getattr(RawRecord, "__slots__", ()) != filled:
+            for tp, records in batches.items():
+                topic, part = tp.topic, tp.partition
+                out.extend(
+                    RawRecord(r.value, r.offset + 1, r.timestamp, part, r.offset, topic)
+                    for r in records
+                )
+        else:
+            slots = vars(RawRecord)
+            new = object.__new__
+            set_value = slots["value"].__set__
+            set_position = slots["position"].__set__
+            set_ts = slots["timestamp_ms"].__set__
+            set_partition = slots["partition"].__set__
+            set_offset = slots["offset"].__set__
+            set_topic = slots["topic"].__set__
+            append = out.append
+            for tp, records in batches.items():
+                topic, part = tp.topic, tp.partition
+                for r in records:
+                    rec = new(RawRecord)
+                    off = r.offset
+                    set_value(rec, r.value)
+                    set_position(rec, off + 1)
+                    set_ts(rec, r.timestamp)
+                    set_partition(rec, part)
+                    set_offset(rec, off)
+                    set_topic(rec, topic)
+                    append(rec)
         now = time.monotonic()
         if out:
             self._last_records = now
@@ -173,13 +207,20 @@ class KafkaSource(Source):
         stable = _group_stable(c)
         parts = list(c.assignment())
         if not stable:
+            # A join legitimately waits for departed members' sessions to expire; only a
+            # membership that stays unsettled well beyond that is a stuck client.
+            limit = max(
+                STALL_RECYCLE_PROBES,
+                math.ceil((self.cfg.session_timeout_ms / 1000 + 30) / STALL_PROBE_S),
+            )
             self._stalled_probes += 1
             log.warning(
-                "consumer group membership not re-established for %.0fs (probe %d)",
+                "consumer group membership not (re-)established for %.0fs (probe %d of %d)",
                 time.monotonic() - self._last_records,
                 self._stalled_probes,
+                limit,
             )
-            if self._stalled_probes >= STALL_RECYCLE_PROBES:
+            if self._stalled_probes >= limit:
                 self._recycle()
             return
         if not parts:
