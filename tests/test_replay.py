@@ -217,3 +217,27 @@ def test_replay_dead_letter_file(tmp_path: Path, profile: Path) -> None:
     ]
     assert dead[0]["value"] == "{oops" and dead[1]["value"] is None
     assert dead[1]["value_base64"] == "//4="
+
+
+def test_pinned_alert_and_resolve_positions(tmp_path: Path, profile: Path) -> None:
+    """Seeded stream: income shifts at event 4001 and recovers at 8001. With a 2000-event
+    window stepped by 500 and consecutive: 2, the alert fires at 5000 (breaches at 4500 and
+    5000) and resolves at 10500 (the first two windows free of shifted events: 10000, 10500).
+    Any change to windows, tests, thresholds or policy that moves these shows up here."""
+    cfg = credit_config(tmp_path, profile=profile)
+    lines = (
+        list(generate(4000, version="v1", seed=111))
+        + list(generate(4000, version="v1", seed=112, income_shift=0.3))
+        + list(generate(6000, version="v1", seed=113))
+    )
+    out = replay(tmp_path, cfg, lines)
+    alerts = [
+        (o["event"], o["window"]["end_position"], o["id"]) for o in out if o["type"] == "alert"
+    ]
+    assert alerts == [
+        ("drift.detected", 5000, "e8a8b900e1ee88d3e10fc6a603b7f0bd"),
+        ("drift.resolved", 10500, "07a8f38800631ce5624762a8aa1595d7"),
+    ]
+    resolved = [o for o in out if o["type"] == "alert"][1]
+    assert resolved["resolves"] == "e8a8b900e1ee88d3e10fc6a603b7f0bd"
+    assert resolved["severity"] == "info"
