@@ -154,17 +154,31 @@ def window_throughput(features: int, batch: int, events: int, repeat: int) -> fl
 def evidently_ms(ref_data: F64, cur: F64, repeat: int) -> float | None:
     try:
         import pandas as pd  # type: ignore[import-untyped]
-        from evidently.metric_preset import DataDriftPreset  # type: ignore[import-not-found]
-        from evidently.report import Report  # type: ignore[import-not-found]
-    except Exception:  # not installed (the usual case): the fields are omitted
+    except Exception:
         return None
+    try:  # Evidently >= 0.7
+        from evidently import Report  # type: ignore[import-not-found]
+        from evidently.presets import DataDriftPreset  # type: ignore[import-not-found]
+
+        new_api = True
+    except Exception:
+        try:  # Evidently < 0.7
+            from evidently.metric_preset import DataDriftPreset  # type: ignore[import-not-found]
+            from evidently.report import Report  # type: ignore[import-not-found]
+
+            new_api = False
+        except Exception:  # not installed (the usual case): the fields are omitted
+            return None
     cols = [f"f{j}" for j in range(ref_data.shape[1])]
     rdf = pd.DataFrame(ref_data, columns=cols)
     cdf = pd.DataFrame(cur, columns=cols)
 
     def run() -> None:
-        report = Report(metrics=[DataDriftPreset()])
-        report.run(reference_data=rdf, current_data=cdf)
+        report = Report([DataDriftPreset()]) if new_api else Report(metrics=[DataDriftPreset()])
+        if new_api:
+            report.run(cdf, rdf)  # (current, reference)
+        else:
+            report.run(reference_data=rdf, current_data=cdf)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
