@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 KAFKA  := scripts/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: install test test-fast test-nojit lint bench demo kafka-up kafka-down kafka-fetch clean promtool
+.PHONY: install test test-fast test-nojit lint bench bench-soak demo kafka-up kafka-down kafka-fetch clean promtool
 
 install: $(STAMP)
 
@@ -49,8 +49,19 @@ promtool:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
+# Benchmarks (README, "Performance"): each prints human-readable lines and, last, one JSON line.
+# The broker-backed ones (e2e, latency) start a private Kafka on free ports and stop it.
 bench: install kafka-fetch
 	$(PY) -m benchmarks.kernels --json
+	$(PY) -m benchmarks.calibration --json
+	$(PY) -m benchmarks.labels --json
+	$(PY) -m benchmarks.memory --json
+	$(PY) -m benchmarks.e2e --json
+	$(PY) -m benchmarks.latency --json
+
+# Not part of `bench` (10 minutes): steady rate, driftd RSS growth and consumer lag.
+bench-soak: install kafka-fetch
+	$(PY) -m benchmarks.soak --json
 
 demo: install kafka-fetch
 	bash scripts/demo.sh

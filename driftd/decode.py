@@ -254,14 +254,15 @@ class RowMapper:
             else:
                 if self._pred_numeric:
                     nums += (prediction,)
-                # Numbers only (no None / bool / str …), all finite (an inf or nan makes the
-                # sum non-finite; a sum that overflows only sends us down the slow path), and
-                # labels only strings: then the values go in as they are.
+                # Numbers only (no None / bool / str …), all finite floats (an inf or nan
+                # makes the float sum non-finite, an int beyond the float range raises; either,
+                # or a sum that merely overflows, sends us down the slow path), and labels only
+                # strings: then the values go in as they are.
                 if _NUMBER_TYPES.issuperset(map(type, nums)) and _STR_TYPES.issuperset(
                     map(type, labels)
                 ):
                     try:
-                        total = sum(nums)
+                        total = sum(nums, 0.0)
                     except OverflowError:
                         total = NAN
                     if total - total == 0:
