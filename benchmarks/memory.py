@@ -58,7 +58,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
-    logging.getLogger("driftd").setLevel(logging.ERROR)  # (false) alerts are not the point
+    quiet = logging.getLogger("driftd")
+    previous_level = quiet.level
+    quiet.setLevel(logging.ERROR)  # (false) alerts are not the point
+    try:
+        return _run(args, t_start)
+    finally:
+        quiet.setLevel(previous_level)  # in-process callers (the smoke test) get it back
+
+
+def _run(args: argparse.Namespace, t_start: float) -> dict[str, Any]:
     from driftd import kernels
     from driftd.config import validate_config
     from driftd.runtime.engine import Engine
@@ -106,6 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ],
             check=True,
             cwd=K.REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         monitors = []
         for i in range(args.monitors):
