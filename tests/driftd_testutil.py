@@ -197,3 +197,39 @@ class Driftd:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+class LogLines:
+    """Collects records of the ``driftd`` loggers directly (independent of pytest's caplog and
+    of whatever an earlier in-process run did to the root logger's level or handlers)."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self.records: list[str] = []
+        outer = self
+
+        class _H(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                outer.records.append(record.getMessage())
+
+        self._handler = _H(level=logging.DEBUG)
+        self._logger = logging.getLogger("driftd")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.records)
+
+    def __enter__(self) -> LogLines:
+        import logging
+
+        self._saved = (self._logger.level, self._logger.disabled)
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.disabled = False
+        self._logger.addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self._handler)
+        self._logger.setLevel(self._saved[0])
+        self._logger.disabled = self._saved[1]

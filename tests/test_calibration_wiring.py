@@ -3,12 +3,11 @@ monitor's window and tests match, recalculated (logged) when they do not."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
 import yaml
-from driftd_testutil import credit_config, write_lines
+from driftd_testutil import LogLines, credit_config, write_lines
 
 from driftd.cli import main
 from driftd.config import load_config
@@ -56,10 +55,9 @@ def test_profile_build_calibrates_and_engine_reuses(
     assert prof.calibration["alpha"] == pytest.approx(1 * 500 / 1e6 / 4)
 
     cfg = load_config(cfg_path, environ={})
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with LogLines() as logs:
         spec = build_spec(cfg.monitors[0], Profile.load(tmp_path / "p.json"), 0)
-    assert "calibrated" not in caplog.text  # reused, not recomputed
+    assert "calibrated" not in logs.text  # reused, not recomputed
     by = {f.name: f for f in spec.features}
     assert by["income"].calibrated and by["income"].threshold == stored["income"]["threshold"]
     assert by["income"].test.name == "wasserstein_norm"
@@ -69,12 +67,11 @@ def test_profile_build_calibrates_and_engine_reuses(
     data = yaml.safe_load(cfg_path.read_text())
     data["monitors"][0]["window"] = {"type": "sliding", "events": 1000, "step": 500}
     cfg_path.write_text(yaml.safe_dump(data))
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
+    with LogLines() as logs:
         spec2 = build_spec(
             load_config(cfg_path, environ={}).monitors[0], Profile.load(tmp_path / "p.json"), 0
         )
-    assert "recalibrating" in caplog.text
+    assert "recalibrating" in logs.text
     w2 = {f.name: f.threshold for f in spec2.features}
     assert w2["income"] > by["income"].threshold  # smaller windows fluctuate more
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from driftd_testutil import build_credit_profile, credit_config
+from driftd_testutil import LogLines, build_credit_profile, credit_config
 
 from driftd.config import load_config
 from driftd.demo.credit import generate
@@ -57,9 +56,9 @@ def test_corrupt_checkpoint_is_moved_aside(
 ) -> None:
     store = CheckpointStore(tmp_path)
     store.path_for("t/0").write_bytes(b"garbage, not an npz")
-    with caplog.at_level(logging.ERROR):
+    with LogLines() as logs:
         assert store.load("t/0") is None
-    assert "unreadable" in caplog.text
+    assert "unreadable" in logs.text
     assert not store.path_for("t/0").exists()
     assert any(p.name.startswith("t__0.ckpt.npz.corrupt") for p in tmp_path.iterdir())
 
@@ -115,10 +114,10 @@ def test_changed_window_discards_state(
     data["monitors"][0]["window"] = {"type": "sliding", "events": 3000, "step": 500}
     cfg_path.write_text(yaml.safe_dump(data))
     changed = Engine(load_config(cfg_path, environ={}))
-    with caplog.at_level(logging.WARNING):
+    with LogLines() as logs:
         ps = changed.restore_partition("t/0", meta, arrays)
     assert ps.versions == {}
-    assert "changed" in caplog.text and "discarding" in caplog.text
+    assert "changed" in logs.text and "discarding" in logs.text
     assert ps.next_offset == 3000  # the position still holds: nothing is re-read twice
 
     # thresholds / policy changes keep the saved windows

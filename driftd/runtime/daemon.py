@@ -307,8 +307,17 @@ class Daemon:
             for ps, meta, arrays in snaps:
                 self.store.save(ps.key, meta, arrays)
                 ps.dirty = False
-                if ps.next_offset is not None:
-                    offsets[ps.key] = ps.next_offset
+            # Every clean partition's checkpoint covers its next offset: commit them all, so a
+            # commit that failed earlier (broker away, rebalance) is retried even when nothing
+            # new arrived; the source skips offsets already committed.
+            with self.engine.lock:
+                for key, ps in self.engine.partitions.items():
+                    if (
+                        (keys is None or key in keys)
+                        and not ps.dirty
+                        and ps.next_offset is not None
+                    ):
+                        offsets[key] = ps.next_offset
         except (StateError, OSError, TypeError, ValueError) as exc:
             if self._state_error is None:
                 log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
