@@ -67,6 +67,16 @@ class VersionState:
 
 
 @dataclass(slots=True)
+class _Route:
+    """Where one micro-batch's events of a (model, version) go, and how many were accepted."""
+
+    version: str
+    targets: list[tuple[MonitorRuntime, VersionState]]
+    time_based: bool
+    n: int = 0
+
+
+@dataclass(slots=True)
 class PartitionState:
     """The state of one source partition: the unit that is checkpointed, handed over on a
     rebalance and restored. Producers key events by model, so a model's versions live in one
@@ -292,50 +302,73 @@ class Engine:
     def _stage(
         self, ps: PartitionState, records: Sequence[RawRecord]
     ) -> list[tuple[MonitorRuntime, str, VersionState]]:
-        touched: dict[tuple[str, str], tuple[MonitorRuntime, str, VersionState]] = {}
+        # Per event: decode, map, two appends per monitor. Routing, version bookkeeping and
+        # counters happen once per (model, version) and batch, not once per event.
         decode = self.decoder.decode
-        by_model = self.by_model
-        versions = ps.versions
+        routes: dict[tuple[str, str], _Route] = {}
+        accepted: list[_Route] = []  # in order of first accepted event (outputs follow it)
+        self.events_read += len(records)
         for rec in records:
-            self.events_read += 1
             try:
                 model, version, ts, feats, pred = decode(rec.value, rec.timestamp_ms)
-                mons = by_model.get(model)
-                if mons is None:
-                    raise Reject("unknown_model", model[:100])
-                staged: list[tuple[VersionState, int, int]] = []
-                try:
-                    for m in mons:
-                        vs = versions.get((m.name, version))
-                        if vs is None:
-                            vs = versions[(m.name, version)] = self._new_version(m)
-                        staged.append((vs, len(vs.num), len(vs.cat)))
-                        m.mapper.map(feats, pred, vs.num, vs.cat)
-                except Reject:
-                    for vs, n0, c0 in staged:
-                        del vs.num[n0:]
-                        del vs.cat[c0:]
-                    raise
+                route = routes.get((model, version))
+                if route is None:
+                    route = routes[(model, version)] = self._route(ps, model, version)
+                targets = route.targets
+                if len(targets) == 1:  # map() appends nothing when it rejects
+                    vs = targets[0][1]
+                    targets[0][0].mapper.map(feats, pred, vs.num, vs.cat)
+                else:
+                    staged: list[tuple[VersionState, int, int]] = []
+                    try:
+                        for m, vs in targets:
+                            staged.append((vs, len(vs.num), len(vs.cat)))
+                            m.mapper.map(feats, pred, vs.num, vs.cat)
+                    except Reject:
+                        for vs, n0, c0 in staged:
+                            del vs.num[n0:]
+                            del vs.cat[c0:]
+                        raise
             except Reject as r:
                 self.rejected[r.reason] += 1
                 if self.collect_rejects:
                     self._rejects.append((rec, r.reason, r.detail))
                 continue
-            self.accepted += 1
-            seen = ps.model_versions.setdefault(model, [])
-            if version not in seen:
-                seen.append(version)
-            for m in mons:
-                key = (m.name, version)
-                vs = versions[key]
+            if not route.n:
+                accepted.append(route)
+                seen = ps.model_versions.setdefault(model, [])
+                if version not in seen:
+                    seen.append(version)
+            route.n += 1
+            for _m, vs in targets:
                 vs.pos.append(rec.position)
                 vs.ts.append(ts)
-                if m.spec.time_based:
-                    vs.recs.append(rec)
-                vs.accepted += 1
-                self.accepted_by[key] += 1
-                touched[key] = (m, version, vs)
-        return list(touched.values())
+            if route.time_based:
+                for m, vs in targets:
+                    if m.spec.time_based:
+                        vs.recs.append(rec)
+        touched: list[tuple[MonitorRuntime, str, VersionState]] = []
+        for route in accepted:
+            self.accepted += route.n
+            for m, vs in route.targets:
+                vs.accepted += route.n
+                self.accepted_by[(m.name, route.version)] += route.n
+                touched.append((m, route.version, vs))
+        return touched
+
+    def _route(self, ps: PartitionState, model: str, version: str) -> _Route:
+        """The monitors (and their version states, created on first sight) an event of
+        ``model`` / ``version`` goes to. Raises Reject for a model no monitor watches."""
+        mons = self.by_model.get(model)
+        if mons is None:
+            raise Reject("unknown_model", model[:100])
+        targets = []
+        for m in mons:
+            vs = ps.versions.get((m.name, version))
+            if vs is None:
+                vs = ps.versions[(m.name, version)] = self._new_version(m)
+            targets.append((m, vs))
+        return _Route(version, targets, any(m.spec.time_based for m in mons))
 
     @staticmethod
     def _new_version(m: MonitorRuntime, saved: list[dict[str, Any]] | None = None) -> VersionState:
