@@ -1,11 +1,18 @@
 """kafka-python consumer source: group membership, batch polling, explicit commits.
 
 ``enable_auto_commit`` is off. The runtime commits, per partition, the offset stored in the
-checkpoint that covers it — never more. On a rebalance the runtime's callbacks run inside
-``poll``: ``on_revoke`` (checkpoint and commit what is being given up) before the partitions
-go, and ``on_assign`` (restore the partition's checkpoint and seek to its offset) before
-records of a new partition are returned. CRC checks stay on (the ``crc32c`` package makes
-them cheap).
+checkpoint that covers it — never more. On a rebalance the runtime's callbacks run before the
+partitions go or arrive: ``on_revoke`` (checkpoint and commit what is being given up) and
+``on_assign`` (restore the partition's checkpoint and seek to its offset) before records of a
+new partition are returned. CRC checks stay on (the ``crc32c`` package makes them cheap).
+
+kafka-python 3 runs rebalance listeners on its IO thread, where a blocking call such as
+``KafkaConsumer.commit`` raises ("Cannot block on net.run() from the IO thread"). The listener is
+therefore asynchronous: while the runtime's ``on_revoke`` runs, commits are collected instead of
+sent, and the listener then awaits the coordinator's commit coroutine on the IO loop itself,
+before the partitions are given up. Lost partitions (evicted from the group) are checkpointed
+but not committed: the group generation that owned them is gone, and the new owner resumes
+from the checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from driftd.config import KafkaConfig
@@ -29,6 +36,7 @@ log = logging.getLogger(__name__)
 PartitionCallback = Callable[[list[str]], None]
 STALL_PROBE_S = 5.0  # quiet time before probing end offsets
 STALL_RECYCLE_PROBES = 3  # probes that find us behind before the consumer is recycled
+REVOKE_COMMIT_TIMEOUT_MS = 10_000  # a rebalance waits at most this long for the revoke commit
 
 
 def partition_key(topic: str, partition: int) -> str:
@@ -74,20 +82,41 @@ def consumer_settings(cfg: KafkaConfig) -> dict[str, Any]:
     return s
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, source: KafkaSource) -> None:
         self.source = source
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        keys = sorted(partition_key(tp.topic, tp.partition) for tp in revoked)
-        if keys:
-            log.info("partitions revoked: %s", ", ".join(keys))
-            try:
-                self.source.on_revoke(keys)
-            except Exception:  # an error here must not break the consumer's group protocol
-                log.exception("handling revoked partitions %s failed", keys)
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._revoke(revoked, commit=True)
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
+    async def on_partitions_lost(self, lost: Any) -> None:
+        await self._revoke(lost, commit=False)
+
+    async def _revoke(self, revoked: Any, *, commit: bool) -> None:
+        keys = sorted(partition_key(tp.topic, tp.partition) for tp in revoked)
+        if not keys:
+            return
+        log.info("partitions %s: %s", "revoked" if commit else "lost", ", ".join(keys))
+        src = self.source
+        src._deferred = {}
+        try:
+            src.on_revoke(keys)
+        except Exception:  # an error here must not break the consumer's group protocol
+            log.exception("handling revoked partitions %s failed", keys)
+        finally:
+            todo, src._deferred = src._deferred, None
+        if not todo:
+            return
+        if not commit:
+            log.warning(
+                "partitions %s were lost to the group, not revoked: their offsets are not"
+                " committed; the next owner resumes from the checkpoint",
+                ", ".join(keys),
+            )
+            return
+        await src._commit_on_io_loop(todo)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
         keys = sorted(partition_key(tp.topic, tp.partition) for tp in assigned)
         if keys:
             log.info("partitions assigned: %s", ", ".join(keys))
@@ -128,6 +157,8 @@ class KafkaSource(Source):
         self._factory = consumer_factory
         self._consumer: KafkaConsumer | None = None
         self._committed: dict[str, int] = {}
+        # Commits collected while a rebalance listener runs on kafka-python's IO thread.
+        self._deferred: dict[TopicPartition, OffsetAndMetadata] | None = None
         self._last_records = time.monotonic()
         self._last_probe = 0.0
         self._stalled_probes = 0
@@ -277,9 +308,37 @@ class KafkaSource(Source):
             todo[split_key(key)] = OffsetAndMetadata(off, "", -1)
         if not todo:
             return
+        if self._deferred is not None:  # inside a rebalance listener: sent by the listener
+            self._deferred.update(todo)
+            return
         self.consumer.commit(offsets=todo)
-        for tp, om in todo.items():
+        self._note_committed(todo)
+
+    def _note_committed(self, done: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
+        for tp, om in done.items():
             self._committed[partition_key(tp.topic, tp.partition)] = om.offset
+
+    async def _commit_on_io_loop(self, todo: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit from inside a rebalance listener (kafka-python's IO loop), awaiting the
+        coordinator's commit coroutine rather than blocking the loop that must run it."""
+        coord = getattr(self.consumer, "_coordinator", None)
+        commit = getattr(coord, "_commit_offsets_sync_async", None)
+        keys = ", ".join(sorted(partition_key(tp.topic, tp.partition) for tp in todo))
+        if commit is None:  # a kafka-python without the coroutine: fire and forget
+            log.warning("committing revoked partitions %s asynchronously (not awaited)", keys)
+            self.consumer.commit_async(offsets=todo)
+            return
+        try:
+            await commit(todo, REVOKE_COMMIT_TIMEOUT_MS)
+        except Exception as exc:  # noqa: BLE001 - the checkpoint still covers the partitions
+            log.warning(
+                "committing revoked partitions %s failed (%s); the next owner resumes from"
+                " the checkpoint",
+                keys,
+                exc,
+            )
+            return
+        self._note_committed(todo)
 
     def forget(self, key: str) -> None:
         self._committed.pop(key, None)
