@@ -191,6 +191,7 @@ def write_config(
     webhook_url: str | None = None,
     state: dict[str, Any] | None = None,
     kafka: dict[str, Any] | None = None,
+    source: str = "kafka",
 ) -> Path:
     """A driftd config: one monitor ``m<i>`` per model ``bench-<i>``; defaults elsewhere."""
     actions = ["rollback"] if webhook_url else []
@@ -210,6 +211,8 @@ def write_config(
         "http": {"listen": listen},
         "state": {"dir": str(state_dir), **(state or {})},
     }
+    if source != "kafka":
+        cfg["source"] = {"type": source}
     if webhook_url:
         cfg["actions"] = {
             "rollback": {
@@ -441,6 +444,35 @@ def raw_consume(bootstrap: str, topic: str, n: int, group: str, timeout_s: float
         return time.perf_counter() - t0
     finally:
         c.close(autocommit=False)
+
+
+def raw_consume_confluent(
+    bootstrap: str, topic: str, n: int, group: str, timeout_s: float = 600
+) -> float:
+    """The confluent-kafka ceiling: consume-and-discard of ``n`` records with the settings
+    driftd's confluent source uses (``driftd.sources.confluent.consumer_settings``: CRC checks
+    on, same fetch sizes) and the same batch size. Seconds from subscribing to the last one."""
+    from confluent_kafka import Consumer
+
+    from driftd.config import KafkaConfig
+    from driftd.sources.confluent import consumer_settings
+
+    k = KafkaConfig(bootstrap_servers=[bootstrap], topics=[topic], group_id=group)
+    t0 = time.perf_counter()
+    c = Consumer(consumer_settings(k))
+    c.subscribe([topic])
+    got = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while got < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"raw consumer read {got}/{n} records in {timeout_s}s")
+            for m in c.consume(num_messages=k.max_poll_records, timeout=k.poll_timeout_ms / 1000):
+                if m.error() is None:
+                    got += 1
+        return time.perf_counter() - t0
+    finally:
+        c.close()
 
 
 # --------------------------------------------------------------------------- driftd process

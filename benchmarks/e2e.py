@@ -226,6 +226,7 @@ def run_driftd(
     profile: Path,
     workers: int,
     profile_out: Path | None = None,
+    source: str = "kafka",
 ) -> dict[str, Any]:
     group = f"driftd-{tag}-{uuid.uuid4().hex[:8]}"
     state = work / f"state-{tag}"
@@ -237,6 +238,7 @@ def run_driftd(
         models=models,
         profile=profile,
         state_dir=state,
+        source=source,
     )
     n = per_model * models
     d = K.DriftdProcess(cfg, work / f"driftd-{tag}.log", workers=workers, profile_out=profile_out)
@@ -283,6 +285,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--partitions", type=int, default=4, help="= models")
     ap.add_argument("--compression", choices=["none", "lz4"], default="none")
     ap.add_argument("--no-workers2", action="store_true", help="skip the --workers 2 runs")
+    ap.add_argument(
+        "--confluent",
+        action="store_true",
+        help="also measure source: {type: confluent} against confluent-kafka's own ceiling",
+    )
     ap.add_argument("--profile-out", type=Path, help="extra cProfile'd driftd run → pstats file")
     ap.add_argument(
         "--write-replay", type=Path, metavar="DIR", help="only write the workload for replay"
@@ -310,6 +317,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     raw: list[float] = []
     one: list[dict[str, Any]] = []
     two: list[dict[str, Any]] = []
+    ck_raw: list[float] = []
+    ck: list[dict[str, Any]] = []
     with K.broker(args.bootstrap, log) as bootstrap:
         topic = K.create_topic(bootstrap, f"bench-e2e-{uuid.uuid4().hex[:8]}", models)
         t0 = time.perf_counter()
@@ -351,6 +360,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"peak RSS {res['peak_rss_mb']:.0f} MB)"
                     + (f"  PROBLEMS: {res['problems']}" if res["problems"] else "")
                 )
+            if args.confluent:
+                secs = K.raw_consume_confluent(
+                    bootstrap, topic, n, f"ckraw-{r}-{uuid.uuid4().hex[:8]}"
+                )
+                ck_raw.append(n / secs)
+                log(f"round {r + 1}: raw confluent-kafka  {ck_raw[-1]:>10,.0f} events/s")
+                res = run_driftd(work, f"r{r}ck", workers=1, source="confluent", **common)  # type: ignore[arg-type]
+                ck.append(res)
+                log(
+                    f"round {r + 1}: driftd (confluent)   {res['events_per_s']:>10,.0f} events/s "
+                    f"(peak RSS {res['peak_rss_mb']:.0f} MB)"
+                    + (f"  PROBLEMS: {res['problems']}" if res["problems"] else "")
+                )
         if args.profile_out is not None:
             log(f"profiling one more driftd run under cProfile → {args.profile_out}")
             run_driftd(
@@ -365,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     d_rates = [r["events_per_s"] for r in one]
     med_d = statistics.median(d_rates)
     ratio = med_d / med_raw
-    problems = [p for r in one + two for p in r["problems"]]
+    problems = [p for r in one + two + ck for p in r["problems"]]
     result: dict[str, Any] = {
         "benchmark": "e2e",
         "events": n,
@@ -395,6 +417,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["driftd_workers2_runs"] = [round(x) for x in w2]
         result["workers2_peak_rss_mb"] = max(r["peak_rss_mb"] for r in two)
         result["workers2_startup_s"] = round(statistics.median(r["startup_s"] for r in two), 3)
+    if ck:
+        ck_med_raw = statistics.median(ck_raw)
+        ck_med = statistics.median(r["events_per_s"] for r in ck)
+        result["confluent"] = {
+            "raw_events_per_s": round(ck_med_raw),
+            "driftd_events_per_s": round(ck_med),
+            "ratio": round(ck_med / ck_med_raw, 3),
+            "raw_runs": [round(x) for x in ck_raw],
+            "driftd_runs": [round(r["events_per_s"]) for r in ck],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in ck),
+        }
     log("")
     log(f"raw kafka-python ceiling : {med_raw:>10,.0f} events/s  ({K.spread(raw)})")
     log(
@@ -405,6 +438,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         log(
             f"driftd run --workers 2   : {result['driftd_workers2_events_per_s']:>10,} events/s"
             f"  ({K.spread([r['events_per_s'] for r in two])})"
+        )
+    if ck:
+        c = result["confluent"]
+        log(
+            f"confluent-kafka ceiling  : {c['raw_events_per_s']:>10,} events/s;  driftd with "
+            f"source confluent {c['driftd_events_per_s']:,} events/s, ratio {c['ratio']:.2f}"
         )
     log(
         f"start-up to /readyz      : {result['startup_s']:.2f} s;  "

@@ -317,8 +317,16 @@ class InputConfig(_Frozen):
     max_event_bytes: int = Field(default=1024 * 1024, ge=64)
 
 
+class SourceConfig(_Frozen):
+    # The Kafka client. kafka: kafka-python (pure Python, the default). confluent:
+    # confluent-kafka / librdkafka (fetches and parses on C threads; install the
+    # `driftd[confluent]` extra). Both take their connection settings from `kafka:`.
+    type: Literal["kafka", "confluent"] = "kafka"
+
+
 class Config(_Frozen):
     kafka: KafkaConfig = KafkaConfig()
+    source: SourceConfig = SourceConfig()
     schema_: SchemaConfig = Field(default=SchemaConfig(), alias="schema")
     input: InputConfig = InputConfig()
     monitors: list[MonitorConfig]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 from driftd_testutil import (
     SECRET,
     Driftd,
@@ -31,7 +32,9 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("source", ["kafka", "confluent"])
 def test_drift_to_signed_webhook_and_offsets(
+    source: str,
     tmp_path: Path,
     profile: Path,
     kafka_bootstrap: str,
@@ -49,6 +52,10 @@ def test_drift_to_signed_webhook_and_offsets(
             group=group,
             webhook_url=sink.url,
         )
+        if source != "kafka":  # the same run on confluent-kafka (librdkafka)
+            doc = yaml.safe_load(cfg.read_text())
+            doc["source"] = {"type": source}
+            cfg.write_text(yaml.safe_dump(doc))
         events = list(generate(6000, version="v1", seed=11)) + list(
             generate(6000, version="v2", seed=12, score_shift=1.0)
         )

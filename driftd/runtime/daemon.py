@@ -34,6 +34,7 @@ from driftd.errors import ConfigError, SourceError, StateError
 from driftd.metrics import build_registry
 from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
+from driftd.sources.confluent import ConfluentSource
 from driftd.sources.kafka import KafkaSource
 from driftd.state.checkpoint import CheckpointStore
 
@@ -102,7 +103,15 @@ class Daemon:
         self.audit = AuditLog(
             state_dir / (f"audit-worker-{worker}.jsonl" if worker is not None else "audit.jsonl")
         )
-        self.source = KafkaSource(cfg.kafka, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.source: KafkaSource | ConfluentSource
+        if cfg.source.type == "confluent":
+            self.source = ConfluentSource(
+                cfg.kafka, on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+        else:
+            self.source = KafkaSource(
+                cfg.kafka, on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
         self._lag: dict[tuple[str, int], int] = {}
         self._ready = False
         self._ready_reason = "starting"
