@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of producing")
     ap.add_argument("--bootstrap")
     ap.add_argument("--workers", type=int, default=1, help="driftd run --workers")
+    ap.add_argument("--source", choices=["kafka", "confluent"], default="kafka")
     ap.add_argument("--producers", type=int, default=2, help="producer processes")
     ap.add_argument("--window-events", type=int, default=5000)
     ap.add_argument("--step", type=int, default=STEP)
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             models=partitions,
             profile=profile,
             state_dir=work / "state",
+            source=args.source,
             webhook_url=sink.url,
             window=window,
             policy={
@@ -299,6 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "events": produced,
         "duration_s": args.duration,
         "workers": args.workers,
+        "source": args.source,
         "max_consumer_lag": max(lags) if lags else None,
         "drain_after_last_send_s": round(drained, 2),
         "peak_rss_mb": round(max(rss), 1) if rss else None,

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--bootstrap")
     ap.add_argument("--sample-s", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--source", choices=["kafka", "confluent"], default="kafka")
     ap.add_argument("--producers", type=int, default=2)
     ap.add_argument("--pool", type=int, default=POOL, help="distinct events per partition")
     args = ap.parse_args(argv)
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             models=partitions,
             profile=profile,
             state_dir=work / "state",
+            source=args.source,
         )
         d = K.DriftdProcess(cfg, work / "driftd.log", workers=args.workers)
         try:
