@@ -71,8 +71,8 @@ class KafkaConfig(_Frozen):
     client_id: str = "driftd"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_poll_records: int = Field(default=10_000, ge=1)
-    fetch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    max_partition_fetch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_partition_fetch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     poll_timeout_ms: int = Field(default=200, ge=1)
     session_timeout_ms: int = Field(default=45_000, ge=1000)
     # Watchdog: a poll that has not returned for this long is a hung client; driftd then
