@@ -164,11 +164,26 @@ class Daemon:
         for a in self.actions.values():
             a.start()
         try:
-            self._ready_reason = "compiling kernels"
-            warm_up_kernels()
+            # Kernels load (from numba's cache) on a thread while the source connects and
+            # joins its group; consuming starts once both are done.
+            warm_errors: list[BaseException] = []
+
+            def warm() -> None:
+                try:
+                    warm_up_kernels()
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                    warm_errors.append(exc)
+
+            warming = threading.Thread(target=warm, name="driftd-warm-up", daemon=True)
+            warming.start()
             self.dead_letter = open_dead_letter(self.cfg.dead_letter, self.cfg.kafka)
             self.engine.collect_rejects = self.dead_letter is not None
-            if not self._open_source():
+            opened = self._open_source()
+            self._ready_reason = "compiling kernels"
+            warming.join()
+            if warm_errors:
+                raise warm_errors[0]
+            if not opened:
                 return 0
             self._ready = True
             self._ready_reason = "consuming"
