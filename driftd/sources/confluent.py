@@ -25,6 +25,7 @@ from driftd.types import RawRecord
 log = logging.getLogger(__name__)
 
 PartitionCallback = Callable[[list[str]], None]
+_FILLED = ("value", "position", "timestamp_ms", "partition", "offset", "topic")
 
 
 def _noop(keys: list[str]) -> None:
@@ -198,19 +199,52 @@ class ConfluentSource(Source):
         msgs = self.consumer.consume(num_messages=max_records, timeout=timeout_ms / 1000)
         out: list[RawRecord] = []
         append = out.append
+        eof = self.ck.KafkaError._PARTITION_EOF
+        # Hot path: RawRecords are filled through their slots (see KafkaSource.poll).
+        if getattr(RawRecord, "__slots__", ()) != _FILLED:
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if err.code() != eof:
+                        self._on_error(err)
+                    continue
+                off = msg.offset()
+                tstype, ts = msg.timestamp()
+                append(
+                    RawRecord(
+                        msg.value(),
+                        off + 1,
+                        ts if tstype else None,
+                        msg.partition(),
+                        off,
+                        msg.topic(),
+                    )
+                )
+            return out
+        slots = vars(RawRecord)
+        new = object.__new__
+        set_value = slots["value"].__set__
+        set_position = slots["position"].__set__
+        set_ts = slots["timestamp_ms"].__set__
+        set_partition = slots["partition"].__set__
+        set_offset = slots["offset"].__set__
+        set_topic = slots["topic"].__set__
         for msg in msgs:
             err = msg.error()
             if err is not None:
-                if err.code() != self.ck.KafkaError._PARTITION_EOF:
+                if err.code() != eof:
                     self._on_error(err)
                 continue
+            rec = new(RawRecord)
             off = msg.offset()
             tstype, ts = msg.timestamp()
-            append(
-                RawRecord(
-                    msg.value(), off + 1, ts if tstype else None, msg.partition(), off, msg.topic()
-                )
-            )
+            set_value(rec, msg.value())
+            set_position(rec, off + 1)
+            set_ts(rec, ts if tstype else None)
+            set_partition(rec, msg.partition())
+            set_offset(rec, off)
+            set_topic(rec, msg.topic())
+            append(rec)
         return out
 
     def seek(self, key: str, offset: int) -> None:
