@@ -597,15 +597,18 @@ class Engine:
         other = m.other_key
         cap = m.spec.cfg.max_segments
         routed: dict[tuple[str, ...], list[int]] = {}
+        tracked = len(vs.segments) - (other in vs.segments)
         for k, idx in rows.items():
             if dropped:
                 idx = [i for i in idx if i not in dropped]
                 if not idx:
                     continue
             if k not in vs.segments and k != other:
-                if len(vs.segments) - (other in vs.segments) >= cap:
+                if tracked >= cap:
                     self.segment_overflow[(m.name, version)] += len(idx)
                     k = other
+                else:
+                    tracked += 1
             routed.setdefault(k, []).extend(idx)
         out: list[dict[str, Any]] = []
         min_events = m.spec.cfg.policy.min_events
