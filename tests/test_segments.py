@@ -7,6 +7,10 @@ APAC ~ N(0, 1)); from ``SHIFT_AT`` on, EU's ``x`` moves to N(0.8, 1) and nothing
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +18,22 @@ import numpy as np
 import orjson
 import pytest
 import yaml
-from driftd_testutil import read_jsonl, write_lines
+from driftd_testutil import (
+    SECRET,
+    Driftd,
+    http_get,
+    metric_value,
+    read_jsonl,
+    wait_until,
+    write_lines,
+)
+from kafka_harness import committed_offsets, produce
+from prometheus_client import generate_latest
 
 from driftd.cli import main
 from driftd.config import load_config, validate_config
 from driftd.decode import EventDecoder, KeepingDecoder, Reject, segment_value
+from driftd.demo.sink import WebhookSink
 from driftd.errors import ConfigError
 from driftd.metrics import build_registry
 from driftd.runtime.engine import Engine
@@ -65,7 +80,9 @@ def events(
     return out
 
 
-def config(tmp: Path, profile: Path | None = None, **monitor: Any) -> Path:
+def config(
+    tmp: Path, profile: Path | None = None, top: dict[str, Any] | None = None, **monitor: Any
+) -> Path:
     mon: dict[str, Any] = {
         "name": "seg",
         "model": "m",
@@ -81,7 +98,7 @@ def config(tmp: Path, profile: Path | None = None, **monitor: Any) -> Path:
         "segment_min_reference_events": 500,
     }
     mon.update(monitor)
-    cfg = {"monitors": [mon], "state": {"dir": str(tmp / "state")}}
+    cfg = {"monitors": [mon], "state": {"dir": str(tmp / "state")}, **(top or {})}
     path = tmp / f"driftd-{len(list(tmp.glob('driftd-*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -469,6 +486,15 @@ def test_metrics_and_monitor_api_show_segments(setup: tuple[Path, Path]) -> None
     assert sum(c or 0 for c in counts) == N == v("driftd_events_total", base)
     assert v("driftd_segment_overflow_events_total", base) == 0
     assert v("driftd_segments", base) == 3
+    # Series of one family with and without the segment label: promtool accepts the mix.
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found (Debian's prometheus package; .ci/run installs it)"
+    body = generate_latest(reg)
+    assert b'segment="features.region=EU"' in body
+    res = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
+    )
+    assert res.returncode == 0 and not res.stdout.strip(), res.stdout + res.stderr
     with engine.lock:
         view = monitor_view(engine, engine.by_name["seg"])
     assert view["segment_by"] == ["features.region"]
@@ -479,3 +505,110 @@ def test_metrics_and_monitor_api_show_segments(setup: tuple[Path, Path]) -> None
     assert segs["features.region=EU"]["reference"] == "segment"
     assert segs["features.region=US"]["state"] == "ok"
     assert segs["features.region=US"]["events"] + segs["features.region=EU"]["events"] > 0
+
+
+# ---------------------------------------------------------------- the real broker
+
+
+@pytest.mark.kafka
+def test_segment_alert_through_kafka_and_restart(
+    tmp_path: Path,
+    setup: tuple[Path, Path],
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    driftd_proc: Callable[..., Driftd],
+) -> None:
+    """`driftd run` on the real broker: the EU segment alerts (webhook names the segment),
+    US/APAC stay quiet, metrics and the monitor API show segments, offsets are committed, and
+    after a restart the segment state comes back from the checkpoint (same open alert id, no
+    second delivery)."""
+    _, seeded = setup
+    profile = seeded.parent / "profile.json"
+    topic = make_topic(partitions=1)
+    group = f"seg-{topic}"
+    lines = events(N, seed=11, shift_at=SHIFT_AT)
+    produce(kafka_bootstrap, topic, lines)
+    with WebhookSink(SECRET) as sink:
+        top = {
+            "kafka": {
+                "bootstrap_servers": [kafka_bootstrap],
+                "topics": [topic],
+                "group_id": group,
+                "poll_timeout_ms": 100,
+                "session_timeout_ms": 10_000,
+                "stall_restart_s": 15,
+            },
+            "actions": {
+                "rollback": {
+                    "type": "webhook",
+                    "url": sink.url,
+                    "secret": {"env": "DRIFTD_TEST_SECRET"},
+                    "backoff_initial_s": 0.05,
+                    "backoff_max_s": 0.5,
+                }
+            },
+            "http": {"listen": "127.0.0.1:0"},
+            "state": {"dir": str(tmp_path / "state"), "checkpoint_interval_s": 1},
+        }
+        cfg = config(tmp_path, profile, top, actions=["rollback"])
+        d = driftd_proc(cfg)
+        wait_until(lambda: http_get(d.base + "/readyz")[0] == 200, 60, "/readyz")
+
+        def all_in() -> bool:
+            view = d.get_json("/api/v1/monitors/seg")
+            v1 = view["versions"].get("v1")
+            return (
+                bool(v1)
+                and v1["events"] == N
+                and view["segments_drifted"] == ["features.region=EU"]
+            )
+
+        wait_until(all_in, 90, "every event folded in and the EU segment alerting")
+        view = d.get_json("/api/v1/monitors/seg")
+        segs = view["versions"]["v1"]["segments"]
+        assert {k: v["state"] for k, v in segs.items()} == {
+            "features.region=EU": "alerting",
+            "features.region=US": "ok",
+            "features.region=APAC": "ok",
+        }
+        eu_alert = segs["features.region=EU"]["open_alert_id"]
+        overall_alert = view["versions"]["v1"]["open_alert_id"]
+        assert eu_alert and overall_alert and eu_alert != overall_alert
+        _, text = http_get(d.base + "/metrics")
+        m = text.decode()
+        assert metric_value(m, "driftd_monitor_drifted", segment="features.region=EU") == 1
+        assert metric_value(m, "driftd_monitor_drifted", segment="features.region=US") == 0
+        assert (
+            sum(
+                metric_value(m, "driftd_segment_events_total", segment=f"features.region={r}") or 0
+                for r in MEANS
+            )
+            == N
+        )
+
+        assert sink.wait_for(2, timeout_s=30)
+        time.sleep(1.0)
+        payloads = [orjson.loads(r.body) for r in sink.requests]
+        assert all(r.verified for r in sink.requests)
+        assert sorted((orjson.dumps(p["segment"]).decode(), p["id"]) for p in payloads) == [
+            ("null", overall_alert),
+            ('{"features.region":"EU"}', eu_alert),
+        ]
+        assert d.terminate() == 0
+        assert committed_offsets(kafka_bootstrap, group, topic) == {0: N}
+
+        # Restart: the segment windows and policy state come back from the checkpoint.
+        d2 = driftd_proc(cfg)
+        wait_until(lambda: http_get(d2.base + "/readyz")[0] == 200, 60, "/readyz after restart")
+        wait_until(
+            lambda: "v1" in d2.get_json("/api/v1/monitors/seg")["versions"],
+            60,
+            "the partition's checkpoint restored",
+        )
+        view = d2.get_json("/api/v1/monitors/seg")
+        segs = view["versions"]["v1"]["segments"]
+        assert segs["features.region=EU"]["open_alert_id"] == eu_alert
+        assert segs["features.region=US"]["window_events"] == 1000
+        time.sleep(2.0)
+        assert len(sink.requests) == 2
+        assert d2.terminate() == 0
