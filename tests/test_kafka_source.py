@@ -20,12 +20,8 @@ def test_positions_commits_and_a_settled_idle_member_is_stable(
     produce(kafka_bootstrap, topic, [b"x%d" % i for i in range(50)], partition=1)
     assigned: list[list[str]] = []
     src = KafkaSource(
-        KafkaConfig(
-            bootstrap_servers=[kafka_bootstrap],
-            topics=[topic],
-            group_id=f"g-{topic}",
-            session_timeout_ms=10_000,
-        ),
+        KafkaConfig(bootstrap_servers=[kafka_bootstrap], topics=[topic], group_id=f"g-{topic}",
+                    session_timeout_ms=10_000),
         on_assign=assigned.append,
     )
     src.open()
