@@ -189,7 +189,8 @@ class DriftdCollector(Collector):
             )
         yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
         yield last_eval
-        yield from (seg_events, overflow, segs)
+        if any(m.segment_by for m in e.monitors):  # unsegmented deployments: as before
+            yield from (seg_events, overflow, segs)
         yield hist
         yield dets
         deliveries = CounterMetricFamily(
