@@ -21,6 +21,7 @@ import yaml
 from driftd_testutil import (
     SECRET,
     Driftd,
+    LogLines,
     http_get,
     metric_value,
     read_jsonl,
@@ -612,3 +613,41 @@ def test_segment_alert_through_kafka_and_restart(
         time.sleep(2.0)
         assert len(sink.requests) == 2
         assert d2.terminate() == 0
+
+
+def test_segment_references_carry_their_own_calibrated_thresholds(
+    setup: tuple[Path, Path],
+) -> None:
+    from driftd.runtime.engine import load_specs
+
+    tmp, _ = setup
+    calibrated = {"false_alerts_per_million_events": 1.0, "resamples": 200}
+    feats = {"x": {"kind": "numeric"}, "y": {"kind": "numeric"}}
+    cfg = config(tmp, calibration=calibrated, features=feats)
+    path = build_profile(tmp, cfg, tmp / "calibrated.json")
+    data = orjson.loads(path.read_bytes())
+    refs = data["segments"]["references"]
+    assert [r["segment"] for r in refs] == [{"features.region": r} for r in ("APAC", "EU", "US")]
+    assert all(r["calibration"]["features"].keys() == {"x", "y"} for r in refs)
+    (spec,) = load_specs(load_config(config(tmp, path, calibration=calibrated, features=feats)))
+    eu = spec.for_segment(("EU",))
+    assert eu is not spec and spec.for_segment(("nowhere",)) is spec
+    for f_glob, f_eu, stored in zip(spec.features, eu.features, ("x", "y"), strict=True):
+        assert f_eu.calibrated and f_glob.calibrated
+        assert f_eu.threshold == refs[1]["calibration"]["features"][stored]["threshold"]
+        assert f_eu.ref is not f_glob.ref and f_eu.ref.count == refs[1]["events"]  # type: ignore[union-attr]
+
+
+def test_profile_segments_of_another_segment_by_are_not_used(setup: tuple[Path, Path]) -> None:
+    from driftd.runtime.engine import load_specs
+
+    tmp, cfg = setup
+    path = tmp / "profile.json"
+    assert Profile.load(path).segments  # built by segment_by [features.region]
+    other = config(tmp, path, segment_by=["features.region", "model_version"])
+    with LogLines() as logs:
+        (spec,) = load_specs(load_config(other, environ={}))
+    assert spec.segment_specs == {}
+    assert "compared with the global reference" in logs.text
+    (plain,) = load_specs(load_config(config(tmp, path, segment_by=[]), environ={}))
+    assert plain.segment_specs == {} and plain.profile.segments == {}

@@ -178,7 +178,9 @@ def load_profile_for(monitor: MonitorConfig, path: Path, key: str) -> Profile:
         if prof.prediction is None:
             raise ConfigError(key, f"profile {path} has no prediction reference")
         _check_kind(prof.prediction, monitor.prediction, key, "prediction")
-    if prof.segment_by and prof.segment_by != tuple(monitor.segment_by):
+    if prof.segment_by and not monitor.segment_by:
+        prof = replace(prof, segment_by=(), segments={})  # segment references not needed
+    elif prof.segment_by and prof.segment_by != tuple(monitor.segment_by):
         log.warning(
             "monitor %s: profile %s holds segment references by %s, the monitor segments by %s;"
             " every segment is compared with the global reference (rebuild the profile)",
