@@ -62,6 +62,8 @@ def decisions(outputs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "breaches": breaches,
             }
         )
+        if o.get("segment") is not None:  # a segment's window (monitors with segment_by)
+            out[-1]["segment"] = o["segment"]
     return out
 
 

@@ -128,6 +128,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"# monitor {s.cfg.name}: profile {s.profile.id} ({s.profile.events} events); {feats}\n"
         )
+        if s.cfg.segment_by:
+            own = ", ".join(
+                f"{p.events} rows for {','.join(k)}" for k, p in s.profile.segments.items()
+            )
+            sys.stdout.write(
+                f"# monitor {s.cfg.name}: segments by {', '.join(s.cfg.segment_by)}"
+                f" (max {s.cfg.max_segments}); own references: {own or 'none'}"
+                " (other segments use the global reference)\n"
+            )
     return 0
 
 
@@ -230,6 +239,20 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
             "calibrated" if f.calibrated else "configured" if _explicit(mon, f.name) else "default"
         )
         sys.stderr.write(f"  {f.name}: {f.test.name} threshold {f.threshold:.4g} ({how})\n")
+    if mon.segment_by:
+        sys.stderr.write(
+            f"  segments by {', '.join(mon.segment_by)}: {len(prof.segments)} with their own"
+            f" reference (>= {mon.segment_min_reference_events} rows)\n"
+        )
+        for key, seg_spec in spec.segment_specs.items():
+            tests = ", ".join(
+                f"{f.name}={f.test.name}@{f.threshold:.4g}"
+                for f in [
+                    *seg_spec.features,
+                    *([seg_spec.prediction] if seg_spec.prediction else []),
+                ]
+            )
+            sys.stderr.write(f"    {','.join(key)}: {prof.segments[key].events} rows; {tests}\n")
     return 0
 
 

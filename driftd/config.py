@@ -250,6 +250,28 @@ class MonitorConfig(_Frozen):
     detectors: list[DetectorConfig] = []
     actions: list[str] = []
     fallback_version: str | None = None  # rollback_to when no earlier version was seen
+    # Segments: per-segment windows, verdicts and alerts beside the version's overall window.
+    # Each path is read from the event like the schema's paths (``features.region`` or a
+    # top-level ``region``); null / absent values form the ``__missing__`` segment.
+    segment_by: list[str] = []
+    # Distinct segments tracked per (monitor, version, partition); events of further segments
+    # go to the ``__other__`` segment (counted in driftd_segment_overflow_events_total).
+    max_segments: int = Field(default=100, ge=1, le=10_000)
+    # `profile build` stores a segment's own reference when it has at least this many rows;
+    # other segments are compared with the monitor's global reference.
+    segment_min_reference_events: int = Field(default=1000, ge=10)
+
+    @field_validator("segment_by")
+    @classmethod
+    def _segment_paths(cls, v: list[str]) -> list[str]:
+        if len(v) > 8:
+            raise ValueError("at most 8 segment fields")
+        for p in v:
+            if not isinstance(p, str) or not p or any(not part for part in p.split(".")):
+                raise ValueError(f"{p!r} is not a dotted path such as 'features.region'")
+        if len(set(v)) != len(v):
+            raise ValueError("segment fields must be distinct")
+        return v
 
     @field_validator("features")
     @classmethod

@@ -110,6 +110,7 @@ class EventDecoder:
 
     def __init__(self, schema: SchemaConfig, max_event_bytes: int) -> None:
         self.max_event_bytes = max_event_bytes
+        self._parse: Callable[[bytes], Any] = _loads
         self._model = _getter(schema.model)
         self._version = _getter(schema.model_version)
         self._ts = _getter(schema.timestamp)
@@ -131,7 +132,7 @@ class EventDecoder:
         if len(raw) > self.max_event_bytes:
             raise Reject("too_large", f"{len(raw)} bytes")
         try:
-            obj = _loads(raw)
+            obj = self._parse(raw)
         except _JSONDecodeError as exc:
             raise Reject("invalid_json", str(exc)[:200]) from None
         if type(obj) is not dict:  # orjson builds exact dicts
@@ -169,6 +170,51 @@ class EventDecoder:
                 raise Reject("bad_features", "features must be an object")
             feats = {}
         return model, version, ts, feats, pred
+
+
+class KeepingDecoder(EventDecoder):
+    """An :class:`EventDecoder` that also keeps the last parsed event (``last``) so that the
+    runtime can read segment fields from it. Used only when a monitor has ``segment_by``; its
+    parser is a wrapper around orjson's, so the plain decoder's path is untouched."""
+
+    def __init__(self, schema: SchemaConfig, max_event_bytes: int) -> None:
+        super().__init__(schema, max_event_bytes)
+        self.last: dict[str, Any] = {}
+        self._parse = self._parse_keep
+
+    def _parse_keep(self, raw: bytes) -> Any:
+        obj = _loads(raw)
+        self.last = obj  # read only after decode() returned, i.e. for an accepted event
+        return obj
+
+
+MISSING_SEGMENT = "__missing__"
+OTHER_SEGMENT = "__other__"
+MAX_SEGMENT_VALUE_CHARS = 200
+
+
+def segment_value(value: Any) -> str:
+    """A segment field's value as a label: strings as they are (cut at 200 characters),
+    booleans ``true``/``false``, integral numbers without a decimal point; null, absent,
+    non-finite and non-scalar values are ``__missing__``. Never rejects the event."""
+    if type(value) is str:
+        return value[:MAX_SEGMENT_VALUE_CHARS]
+    if value is None or isinstance(value, dict | list):
+        return MISSING_SEGMENT
+    try:
+        label = to_category(value, "segment")
+    except Reject:
+        return MISSING_SEGMENT
+    return MISSING_SEGMENT if label is None else label[:MAX_SEGMENT_VALUE_CHARS]
+
+
+def segment_key_fn(paths: Sequence[str]) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    """``event -> (value of path 0, value of path 1, …)`` as segment labels."""
+    getters = [_getter(p) for p in paths]
+    if len(getters) == 1:
+        only = getters[0]
+        return lambda obj: (segment_value(only(obj)),)
+    return lambda obj: tuple(segment_value(g(obj)) for g in getters)
 
 
 def to_float(value: Any, name: str) -> float:

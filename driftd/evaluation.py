@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,12 @@ class MonitorSpec:
     prediction: FeatureSpec | None
     n_num: int
     n_cat: int
+    # Specs against per-segment references (profile segments), by segment key; a segment
+    # without one is evaluated with this spec (the global reference).
+    segment_specs: dict[tuple[str, ...], MonitorSpec] = field(default_factory=dict)
+
+    def for_segment(self, key: tuple[str, ...]) -> MonitorSpec:
+        return self.segment_specs.get(key, self)
 
     def mapper(self) -> RowMapper:
         num = [(f.name, self.cfg.features[f.name]) for f in self.features if f.kind == "numeric"]
@@ -167,6 +173,23 @@ def calibrate(
 
 
 def build_spec(
+    cfg: MonitorConfig, profile: Profile, index: int, *, allow_calibration: bool = True
+) -> MonitorSpec:
+    """The monitor's spec against ``profile``, with one spec per segment reference the profile
+    holds (see :func:`_build_one`). A segment spec has the same column layout; its tests may
+    differ where automatic selection depends on the (smaller) reference, and its thresholds
+    are calibrated against its own reference."""
+    spec = _build_one(cfg, profile, index, allow_calibration=allow_calibration)
+    if not cfg.segment_by or not profile.segments:
+        return spec
+    segs = {
+        key: _build_one(cfg, seg, index, allow_calibration=allow_calibration)
+        for key, seg in profile.segments.items()
+    }
+    return replace(spec, segment_specs=segs)
+
+
+def _build_one(
     cfg: MonitorConfig, profile: Profile, index: int, *, allow_calibration: bool = True
 ) -> MonitorSpec:
     """Resolve tests, thresholds and column layout. Numeric features come first in their block,

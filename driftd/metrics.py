@@ -92,31 +92,69 @@ class DriftdCollector(Collector):
             "Wall time of the last evaluation",
             labels=["monitor"],
         )
+        seg_events = CounterMetricFamily(
+            "driftd_segment_events",
+            "Events accepted, by segment (monitors with segment_by)",
+            labels=["monitor", "model_version", "segment"],
+        )
+        overflow = CounterMetricFamily(
+            "driftd_segment_overflow_events",
+            "Events of segments beyond max_segments, evaluated in the __other__ segment",
+            labels=["monitor", "model_version"],
+        )
+        segs = GaugeMetricFamily(
+            "driftd_segments",
+            "Segments with a window (the __other__ segment included)",
+            labels=["monitor", "model_version"],
+        )
+        seg_count: dict[str, int] = {}
         with e.lock:
             for (mon, version), n in sorted(e.accepted_by.items()):
                 events.add_metric([mon, version], n)
+            for (mon, version, seg), n in sorted(e.segment_events.items()):
+                seg_events.add_metric([mon, version, seg], n)
+            ov = dict(e.segment_overflow)
+            for m in e.monitors:
+                if m.segment_by:  # exported from 0 for every version of a segmented monitor
+                    for version in e.version_states(m):
+                        ov.setdefault((m.name, version), 0)
+            for (mon, version), n in sorted(ov.items()):
+                overflow.add_metric([mon, version], n)
             for m in e.monitors:
                 totals = e.version_totals(m)
-                for version, vs in sorted(e.version_states(m).items()):
-                    wev.add_metric([m.name, version], totals[version][1])
-                    mdrift.add_metric(
-                        [m.name, version], 1.0 if vs.policy.state == "alerting" else 0.0
-                    )
+                # The version's overall series keep their labels (no segment label, which
+                # PromQL matches as segment=""); a segmented monitor adds one series per
+                # segment with a `segment` label.
+                rows: list[tuple[str, str, Any, int]] = [
+                    (version, "", vs, totals[version][1])
+                    for version, vs in sorted(e.version_states(m).items())
+                ]
+                if m.segment_by:
+                    seg_totals = e.segment_totals(m)
+                    for (version, key), vs in sorted(e.segment_states(m).items()):
+                        label = m.segment_label(key)
+                        rows.append((version, label, vs, seg_totals[(version, key)][1]))
+                        seg_count[version] = seg_count.get(version, 0) + 1
+                for version, seg, vs, n_window in rows:
+                    _add(wev, [m.name, version], seg, n_window)
+                    _add(mdrift, [m.name, version], seg, vs.policy.state == "alerting")
                     ev = vs.latest
                     if ev is None:
                         continue
-                    share.add_metric([m.name, version], ev["drift_share"])
+                    _add(share, [m.name, version], seg, ev["drift_share"])
                     items: list[tuple[str, Any]] = list(ev["features"].items())
                     if ev["prediction"] is not None:
                         items.append(("prediction", ev["prediction"]))
                     for fname, r in items:
                         labels = [m.name, version, fname, r["test"]]
                         if r["statistic"] is not None:
-                            stat.add_metric(labels, r["statistic"])
+                            _add(stat, labels, seg, r["statistic"])
                         if r["p_value"] is not None:
-                            pval.add_metric(labels, r["p_value"])
-                        thr.add_metric(labels, r["threshold"])
-                        fdrift.add_metric([m.name, version, fname], 1.0 if r["drifted"] else 0.0)
+                            _add(pval, labels, seg, r["p_value"])
+                        _add(thr, labels, seg, r["threshold"])
+                        _add(fdrift, [m.name, version, fname], seg, r["drifted"])
+                for version in sorted(seg_count):
+                    segs.add_metric([m.name, version], seg_count.pop(version))
                 if m.last_evaluation_wall is not None:
                     last_eval.add_metric([m.name], m.last_evaluation_wall)
             for reason, n in sorted(e.rejected.items()):
@@ -151,6 +189,8 @@ class DriftdCollector(Collector):
             )
         yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
         yield last_eval
+        if any(m.segment_by for m in e.monitors):  # unsegmented deployments: as before
+            yield from (seg_events, overflow, segs)
         yield hist
         yield dets
         deliveries = CounterMetricFamily(
@@ -177,6 +217,27 @@ class DriftdCollector(Collector):
         info = GaugeMetricFamily("driftd_build_info", "driftd build", labels=["version"])
         info.add_metric([__version__], 1.0)
         yield info
+
+
+def _add(fam: GaugeMetricFamily, values: list[str], segment: str, value: float) -> None:
+    """One gauge sample; a segment's sample carries the extra ``segment`` label."""
+    if not segment:
+        fam.add_metric(values, float(value))
+        return
+    labels = dict(zip(FAMILY_LABELS[fam.name], values, strict=True))
+    labels["segment"] = segment
+    fam.add_sample(fam.name, labels, float(value))
+
+
+FAMILY_LABELS = {
+    "driftd_drift_statistic": ("monitor", "model_version", "feature", "test"),
+    "driftd_drift_p_value": ("monitor", "model_version", "feature", "test"),
+    "driftd_drift_threshold": ("monitor", "model_version", "feature", "test"),
+    "driftd_feature_drifted": ("monitor", "model_version", "feature"),
+    "driftd_monitor_drifted": ("monitor", "model_version"),
+    "driftd_drift_share": ("monitor", "model_version"),
+    "driftd_window_events": ("monitor", "model_version"),
+}
 
 
 def _fmt(b: float) -> str:

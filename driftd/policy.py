@@ -10,8 +10,8 @@ Per (monitor, model_version) the policy is a small state machine:
   ``cooldown_s`` ago (event time); held back and logged, re-checked at the next evaluation.
 
 Alert ids are stable: derived from (monitor, version, transition, accepted-event count at the
-evaluation), so re-processing the same events after a crash yields the same id, which the
-outbox and receivers use to de-duplicate.
+evaluation, and the segment for a segment's alert), so re-processing the same events after a
+crash yields the same id, which the outbox and receivers use to de-duplicate.
 """
 
 from __future__ import annotations
@@ -43,9 +43,20 @@ class PolicyState:
         return PolicyState(**d)
 
 
-def alert_id(monitor: str, version: str, transition: str, count: int, partition: str = "") -> str:
-    key = f"{monitor}\x00{version}\x00{transition}\x00{count}\x00{partition}".encode()
-    return hashlib.sha256(key).hexdigest()[:32]
+def alert_id(
+    monitor: str,
+    version: str,
+    transition: str,
+    count: int,
+    partition: str = "",
+    segment: str = "",
+) -> str:
+    """``segment`` (the segment label, "" for a version's overall window) keeps the ids of
+    unsegmented alerts what they were before segments existed."""
+    key = f"{monitor}\x00{version}\x00{transition}\x00{count}\x00{partition}"
+    if segment:
+        key += f"\x00{segment}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 class Policy:

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,13 +27,20 @@ import numpy.typing as npt
 import orjson
 
 from driftd.config import Config, ProfileReference
-from driftd.decode import EventDecoder, Reject, RowMapper
+from driftd.decode import (
+    OTHER_SEGMENT,
+    EventDecoder,
+    KeepingDecoder,
+    Reject,
+    RowMapper,
+    segment_key_fn,
+)
 from driftd.errors import ConfigError
 from driftd.evaluation import MonitorSpec, build_spec, evaluate
 from driftd.policy import Policy, PolicyState, alert_id
 from driftd.types import RawRecord
 from driftd.windows.count import CountWindow
-from driftd.windows.profile import load_profile_for
+from driftd.windows.profile import load_profile_for, segment_label
 from driftd.windows.time import TimeWindow, WindowView
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,13 @@ class VersionState:
     ts: list[float] = field(default_factory=list)
     recs: list[RawRecord] = field(default_factory=list)  # time windows: to reject late rows
     dets: list[Any] = field(default_factory=list)  # river detectors (runtime.detect.Attached)
+    # Segments (monitors with segment_by): a version's state owns one child state per segment
+    # beside its overall window; a child has ``segment`` (its key) and the spec it is evaluated
+    # with (its own reference, else the global one). ``seg_keys`` stages one key per row.
+    segment: tuple[str, ...] | None = None
+    spec: MonitorSpec | None = None
+    segments: dict[tuple[str, ...], VersionState] = field(default_factory=dict)
+    seg_keys: list[tuple[str, ...]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -74,6 +88,10 @@ class _Route:
     targets: list[tuple[MonitorRuntime, VersionState]]
     time_based: bool
     n: int = 0
+    # (version state, event -> segment key) of the targets whose monitor has segment_by
+    seg: list[tuple[VersionState, Callable[[dict[str, Any]], tuple[str, ...]]]] = field(
+        default_factory=list
+    )
 
 
 @dataclass(slots=True)
@@ -99,6 +117,15 @@ class MonitorRuntime:
         self.policy = Policy(spec.cfg.policy)
         self.fingerprint = monitor_fingerprint(spec)
         self.last_evaluation_wall: float | None = None
+        self.segment_by = tuple(spec.cfg.segment_by)
+        self.segment_key = segment_key_fn(self.segment_by) if self.segment_by else None
+        self.other_key = (OTHER_SEGMENT,) * len(self.segment_by)
+
+    def segment_dict(self, key: tuple[str, ...]) -> dict[str, str]:
+        return dict(zip(self.segment_by, key, strict=True))
+
+    def segment_label(self, key: tuple[str, ...]) -> str:
+        return segment_label(self.segment_by, key)
 
 
 def monitor_fingerprint(spec: MonitorSpec) -> str:
@@ -152,10 +179,15 @@ def load_specs(cfg: Config) -> list[MonitorSpec]:
 class Engine:
     def __init__(self, cfg: Config, specs: Sequence[MonitorSpec] | None = None) -> None:
         self.cfg = cfg
-        self.decoder = EventDecoder(cfg.schema_, cfg.input.max_event_bytes)
         self.monitors = [
             MonitorRuntime(s) for s in (specs if specs is not None else load_specs(cfg))
         ]
+        # Segment fields are read from the parsed event, which only the keeping decoder holds
+        # on to: without segmented monitors the plain decoder's per-event path is unchanged.
+        self._keeper: KeepingDecoder | None = None
+        self.decoder = EventDecoder(cfg.schema_, cfg.input.max_event_bytes)
+        if any(m.segment_key is not None for m in self.monitors):
+            self.decoder = self._keeper = KeepingDecoder(cfg.schema_, cfg.input.max_event_bytes)
         self.by_name = {m.name: m for m in self.monitors}
         self.by_model: dict[str, list[MonitorRuntime]] = {}
         for m in self.monitors:
@@ -168,6 +200,8 @@ class Engine:
         self.accepted_by: Counter[tuple[str, str]] = Counter()  # (monitor, version)
         self.alerts: Counter[tuple[str, str]] = Counter()  # (monitor, severity)
         self.detector_drifts: Counter[tuple[str, str, str]] = Counter()
+        self.segment_events: Counter[tuple[str, str, str]] = Counter()  # (monitor, ver, label)
+        self.segment_overflow: Counter[tuple[str, str]] = Counter()  # (monitor, version)
         self.eval_hist = Histogram(EVAL_BUCKETS)
         self.lock = threading.Lock()
         # Rejected records kept for a dead-letter destination (only when one is configured).
@@ -201,7 +235,7 @@ class Engine:
         ps = self.partitions[key]
         versions: list[dict[str, Any]] = []
         arrays: dict[str, npt.NDArray[Any]] = {}
-        for i, ((mon, ver), vs) in enumerate(ps.versions.items()):
+        for i, (mon, ver, vs) in enumerate(_states(ps)):
             versions.append(
                 {
                     "monitor": mon,
@@ -216,6 +250,9 @@ class Engine:
                     "latest": vs.latest,
                 }
             )
+            if vs.segment is not None:  # a segment's state follows its version's
+                versions[-1]["segment"] = list(vs.segment)
+                versions[-1]["segment_by"] = list(self.by_name[mon].segment_by)
             for name, arr in vs.window.snapshot().items():
                 arrays[f"v{i}.{name}"] = arr
         meta = {
@@ -255,6 +292,18 @@ class Engine:
                     v["version"],
                 )
                 continue
+            seg = v.get("segment")  # absent in checkpoints written before segments
+            parent = ps.versions.get((m.name, v["version"])) if seg is not None else None
+            if seg is not None and (parent is None or v.get("segment_by") != list(m.segment_by)):
+                log.warning(
+                    "checkpoint %s: monitor %s segments changed (segment_by) or its version %s"
+                    " was discarded; dropping saved segment %s",
+                    key or "replay",
+                    m.name,
+                    v["version"],
+                    seg,
+                )
+                continue
             prefix = f"v{i}."
             window = m.spec.restore_window(
                 {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
@@ -266,6 +315,11 @@ class Engine:
                 int(v["accepted"]),
                 v.get("latest"),
             )
+            if parent is not None:
+                vs.segment = tuple(str(x) for x in seg)
+                vs.spec = m.spec.for_segment(vs.segment)
+                parent.segments[vs.segment] = vs
+                continue
             if m.spec.cfg.detectors:
                 from driftd.runtime import detect
 
@@ -305,6 +359,7 @@ class Engine:
         # Per event: decode, map, two appends per monitor. Routing, version bookkeeping and
         # counters happen once per (model, version) and batch, not once per event.
         decode = self.decoder.decode
+        keeper = self._keeper
         routes: dict[tuple[str, str], _Route] = {}
         accepted: list[_Route] = []  # in order of first accepted event (outputs follow it)
         self.events_read += len(records)
@@ -343,6 +398,11 @@ class Engine:
             for _m, vs in targets:
                 vs.pos.append(rec.position)
                 vs.ts.append(ts)
+            if route.seg:
+                assert keeper is not None
+                obj = keeper.last
+                for vs, seg_key in route.seg:
+                    vs.seg_keys.append(seg_key(obj))
             if route.time_based:
                 for m, vs in targets:
                     if m.spec.time_based:
@@ -368,7 +428,9 @@ class Engine:
             if vs is None:
                 vs = ps.versions[(m.name, version)] = self._new_version(m)
             targets.append((m, vs))
-        return _Route(version, targets, any(m.spec.time_based for m in mons))
+        route = _Route(version, targets, any(m.spec.time_based for m in mons))
+        route.seg = [(vs, m.segment_key) for m, vs in targets if m.segment_key is not None]
+        return route
 
     @staticmethod
     def _new_version(m: MonitorRuntime, saved: list[dict[str, Any]] | None = None) -> VersionState:
@@ -420,6 +482,7 @@ class Engine:
             vs.cat.clear()
             vs.pos.clear()
             vs.ts.clear()
+            keys, vs.seg_keys = vs.seg_keys, []
             if vs.dets and m.spec.prediction is not None and m.spec.prediction.kind == "numeric":
                 from driftd.runtime import detect
 
@@ -430,12 +493,19 @@ class Engine:
                 for total in w.append(num, cat, pos, ts):
                     if w.filled >= m.spec.cfg.policy.min_events:
                         out.extend(self._evaluate(ps, m, version, vs, w, total))
+                if keys:
+                    out.extend(self._flush_segments(ps, m, version, vs, keys, num, cat, pos, ts))
                 continue
             recs, vs.recs = vs.recs, []
             r = w.append(num, cat, pos, ts)
             self._reject_rows(m, version, vs, [recs[i] for i in r.late], "late")
             self._reject_rows(m, version, vs, [recs[i] for i in r.invalid_ts], "bad_timestamp")
             out.extend(self._evaluate_views(ps, m, version, vs, r.windows))
+            if keys:
+                dropped = set(r.late.tolist()) | set(r.invalid_ts.tolist())
+                out.extend(
+                    self._flush_segments(ps, m, version, vs, keys, num, cat, pos, ts, dropped)
+                )
         out.extend(self._advance_idle(ps, {m for m, _, _ in touched}))
         return out
 
@@ -488,6 +558,100 @@ class Engine:
                 w = vs.window
                 if isinstance(w, TimeWindow) and w.watermark < wm:
                     out.extend(self._evaluate_views(ps, m, v, vs, w.advance(wm)))
+                if vs.segments:
+                    out.extend(self._advance_segments(ps, m, v, vs))
+        return out
+
+    # ------------------------------------------------------------------ segments
+
+    def _segment_state(
+        self, m: MonitorRuntime, vs: VersionState, key: tuple[str, ...]
+    ) -> VersionState:
+        child = vs.segments.get(key)
+        if child is None:
+            child = vs.segments[key] = VersionState(
+                m.spec.new_window(), segment=key, spec=m.spec.for_segment(key)
+            )
+        return child
+
+    def _flush_segments(
+        self,
+        ps: PartitionState,
+        m: MonitorRuntime,
+        version: str,
+        vs: VersionState,
+        keys: list[tuple[str, ...]],
+        num: npt.NDArray[np.float64],
+        cat: npt.NDArray[np.int32],
+        pos: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.float64],
+        dropped: set[int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Route a flushed batch's rows (one segment key each) to the version's segment
+        windows and evaluate those that stepped. Rows the overall time window refused
+        (``dropped``) were rejected and go nowhere. Beyond ``max_segments`` tracked segments,
+        rows of new segments go to the ``__other__`` segment and are counted."""
+        rows: dict[tuple[str, ...], list[int]] = {}
+        for i, k in enumerate(keys):
+            rows.setdefault(k, []).append(i)
+        other = m.other_key
+        cap = m.spec.cfg.max_segments
+        routed: dict[tuple[str, ...], list[int]] = {}
+        tracked = len(vs.segments) - (other in vs.segments)
+        for k, idx in rows.items():
+            if dropped:
+                idx = [i for i in idx if i not in dropped]
+                if not idx:
+                    continue
+            if k not in vs.segments and k != other:
+                if tracked >= cap:
+                    self.segment_overflow[(m.name, version)] += len(idx)
+                    k = other
+                else:
+                    tracked += 1
+            routed.setdefault(k, []).extend(idx)
+        out: list[dict[str, Any]] = []
+        min_events = m.spec.cfg.policy.min_events
+        for k, idx in routed.items():
+            child = self._segment_state(m, vs, k)
+            sel = np.asarray(sorted(idx), dtype=np.intp)
+            child.accepted += int(sel.size)
+            self.segment_events[(m.name, version, m.segment_label(k))] += int(sel.size)
+            w = child.window
+            if isinstance(w, CountWindow):
+                for total in w.append(num[sel], cat[sel], pos[sel], ts[sel]):
+                    if w.filled >= min_events:
+                        out.extend(self._evaluate(ps, m, version, child, w, total))
+                continue
+            r = w.append(num[sel], cat[sel], pos[sel], ts[sel])
+            if r.late.size or r.invalid_ts.size:
+                # Cannot happen: a segment's watermark never passes its version's, and the
+                # version's window already refused late and untimed rows.
+                log.warning(
+                    "monitor %s version %s segment %s refused %d rows the version accepted",
+                    m.name,
+                    version,
+                    m.segment_label(k),
+                    r.late.size + r.invalid_ts.size,
+                )
+            out.extend(self._evaluate_views(ps, m, version, child, r.windows))
+        if isinstance(vs.window, TimeWindow):
+            out.extend(self._advance_segments(ps, m, version, vs))
+        return out
+
+    def _advance_segments(
+        self, ps: PartitionState, m: MonitorRuntime, version: str, vs: VersionState
+    ) -> list[dict[str, Any]]:
+        """Close the time windows of a version's segments up to the version's watermark (a
+        segment that stopped receiving events is closed by its version's event time)."""
+        out: list[dict[str, Any]] = []
+        if not isinstance(vs.window, TimeWindow):
+            return out
+        wm = vs.window.watermark
+        for child in vs.segments.values():
+            w = child.window
+            if isinstance(w, TimeWindow) and w.watermark < wm:
+                out.extend(self._evaluate_views(ps, m, version, child, w.advance(wm)))
         return out
 
     def finish(self) -> list[dict[str, Any]]:
@@ -501,6 +665,8 @@ class Engine:
                         out.extend(
                             self._evaluate_views(ps, m, v, vs, vs.window.advance(float("inf")))
                         )
+                        if vs.segments:
+                            out.extend(self._advance_segments(ps, m, v, vs))
         return out
 
     def _evaluate(
@@ -515,7 +681,7 @@ class Engine:
         """Evaluate one window; ``seq`` (events counted, or the window's end time for time
         windows) makes alert ids stable under re-processing."""
         t0 = time.perf_counter()
-        ev = evaluate(m.spec, window)
+        ev = evaluate(vs.spec or m.spec, window)
         self.eval_hist.observe(time.perf_counter() - t0)
         end_ts = ev["window"].get("end_ts")
         ts = end_ts if end_ts is not None else float("nan")
@@ -532,7 +698,7 @@ class Engine:
             "monitor": m.name,
             "model": m.model,
             "model_version": version,
-            "segment": None,
+            "segment": m.segment_dict(vs.segment) if vs.segment is not None else None,
             "window": span,
             "features": ev["features"],
             "prediction": ev["prediction"],
@@ -574,7 +740,8 @@ class Engine:
         kind = {"alert": "drift.detected", "resolve": "drift.resolved"}.get(
             transition, "drift.warning"
         )
-        aid = alert_id(m.name, version, kind, seq, ps.key)
+        seg = m.segment_label(vs.segment) if vs.segment is not None else ""
+        aid = alert_id(m.name, version, kind, seq, ps.key, seg)
         if transition == "alert":
             vs.policy.open_alert_id = aid
             severity = "critical"
@@ -603,6 +770,7 @@ class Engine:
             "monitor": m.name,
             "model": m.model,
             "model_version": version,
+            "segment": m.segment_dict(vs.segment) if vs.segment is not None else None,
             "rollback_to": self.rollback_to(m, version, ps),
             "severity": severity,
             "drift_share": ev["drift_share"],
@@ -612,7 +780,7 @@ class Engine:
                 "end_position": w["end_position"],
                 "events": w["events"],
             },
-            "reference": m.spec.profile.id,
+            "reference": (vs.spec or m.spec).profile.id,
             "reason": reason,
         }
         if ps.key:
@@ -621,11 +789,12 @@ class Engine:
             payload["resolves"] = vs.policy.open_alert_id
             vs.policy.open_alert_id = None
         log.warning(
-            "%s monitor=%s model=%s version=%s rollback_to=%s id=%s (%s)",
+            "%s monitor=%s model=%s version=%s%s rollback_to=%s id=%s (%s)",
             kind,
             m.name,
             m.model,
             version,
+            f" segment={seg}" if seg else "",
             payload["rollback_to"],
             aid,
             reason,
@@ -677,6 +846,34 @@ class Engine:
                     out[version] = (a + vs.accepted, w + window_events(vs.window))
         return out
 
+    def segment_states(self, m: MonitorRuntime) -> dict[tuple[str, tuple[str, ...]], VersionState]:
+        """One state per (version, segment) of a monitor (caller holds ``lock``); the one
+        evaluated most recently speaks for a segment seen in several partitions."""
+        out: dict[tuple[str, tuple[str, ...]], VersionState] = {}
+        for ps in self.partitions.values():
+            for (name, version), vs in ps.versions.items():
+                if name != m.name:
+                    continue
+                for key, child in vs.segments.items():
+                    cur = out.get((version, key))
+                    if cur is None or _newer(child, cur):
+                        out[(version, key)] = child
+        return out
+
+    def segment_totals(
+        self, m: MonitorRuntime
+    ) -> dict[tuple[str, tuple[str, ...]], tuple[int, int]]:
+        """(events accepted, events in windows) per (version, segment), summed over partitions."""
+        out: dict[tuple[str, tuple[str, ...]], tuple[int, int]] = {}
+        for ps in self.partitions.values():
+            for (name, version), vs in ps.versions.items():
+                if name != m.name:
+                    continue
+                for key, child in vs.segments.items():
+                    a, w = out.get((version, key), (0, 0))
+                    out[(version, key)] = (a + child.accepted, w + window_events(child.window))
+        return out
+
     def version_order(self, model: str) -> list[str]:
         order: list[str] = []
         for ps in self.partitions.values():
@@ -693,6 +890,15 @@ class Engine:
                 "accepted": self.accepted,
                 "rejected": dict(sorted(self.rejected.items())),
             }
+
+
+def _states(ps: PartitionState) -> list[tuple[str, str, VersionState]]:
+    """Every state of a partition for a checkpoint: versions first, then their segments (so a
+    restore meets a segment's version before the segment)."""
+    out = [(mon, ver, vs) for (mon, ver), vs in ps.versions.items()]
+    for mon, ver, vs in list(out):
+        out.extend((mon, ver, child) for child in vs.segments.values())
+    return out
 
 
 def _split(state: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
             "rollback_to": engine.rollback_to(m, v),
             "last_evaluation": ev,
         }
+    if m.segment_by:
+        _add_segments(engine, m, versions)
     order = engine.version_order(m.model)
     current = (
         version
@@ -51,7 +53,7 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
         else next((v for v in reversed(order) if v in versions), None)
     )
     top = versions.get(current) if current is not None else None
-    return {
+    out = {
         "name": m.name,
         "model": m.model,
         "model_version": current,
@@ -61,6 +63,39 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
         "rollback_to": top["rollback_to"] if top else None,
         "versions": versions,
     }
+    if m.segment_by:
+        out["segment_by"] = list(m.segment_by)
+        out["segments_drifted"] = top["segments_drifted"] if top else []
+    return out
+
+
+def _add_segments(engine: Engine, m: MonitorRuntime, versions: dict[str, Any]) -> None:
+    """Per version: ``segments`` (label → verdict of the segment's window) and
+    ``segments_drifted`` (labels with an open alert). The version's own fields stay those of
+    its overall window."""
+    totals = engine.segment_totals(m)
+    for v in versions.values():
+        v["segments"] = {}
+        v["segments_drifted"] = []
+    for (version, key), vs in sorted(engine.segment_states(m).items()):
+        if version not in versions:
+            continue
+        label = m.segment_label(key)
+        ev = vs.latest
+        drifted = vs.policy.state == "alerting"
+        versions[version]["segments"][label] = {
+            "segment": m.segment_dict(key),
+            "reference": "segment" if key in m.spec.segment_specs else "global",
+            "state": vs.policy.state,
+            "drifted": drifted,
+            "drift_share": ev["drift_share"] if ev else 0.0,
+            "events": totals[(version, key)][0],
+            "window_events": totals[(version, key)][1],
+            "open_alert_id": vs.policy.open_alert_id,
+            "last_evaluation": ev,
+        }
+        if drifted:
+            versions[version]["segments_drifted"].append(label)
 
 
 GATES_PREFIX = "/api/v1/gates/"

@@ -5,15 +5,25 @@ File format (JSON, ``"format": "driftd-profile/1"``)::
     {"format": "driftd-profile/1", "id": "<sha256 of the content>", "monitor": "credit",
      "created": "<RFC 3339>", "events": 20000, "rejected": 0,
      "features": {"income": {"kind": "numeric", ...}, "region": {"kind": "categorical", ...}},
-     "prediction": {...} | null}
+     "prediction": {...} | null,
+     "segments": {"by": ["features.region"], "min_events": 1000,
+                  "references": [{"segment": {"features.region": "EU"}, "events": 5000,
+                                  "features": {...}, "prediction": {...} | null,
+                                  "calibration": {...}}, ...]}}
+
+``segments`` is present only for a monitor with ``segment_by``: one reference per segment with
+at least ``min_events`` rows. Their categorical features list the global reference's categories
+in the same order (zero counts where the segment has none), so a window's category codes mean
+the same against either reference.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +32,7 @@ import numpy as np
 import orjson
 
 from driftd.config import FeatureConfig, MonitorConfig, SchemaConfig
-from driftd.decode import Reject, _getter, to_category, to_float
+from driftd.decode import Reject, _getter, segment_key_fn, to_category, to_float
 from driftd.errors import ConfigError
 from driftd.windows.reference import (
     MAX_RAW,
@@ -31,6 +41,8 @@ from driftd.windows.reference import (
     build_categorical,
     build_numeric,
 )
+
+log = logging.getLogger(__name__)
 
 FORMAT = "driftd-profile/1"
 FeatureRef = NumericReference | CategoricalReference
@@ -48,20 +60,40 @@ class Profile:
     # Derived thresholds (driftd.stats.calibrate), keyed by what they depend on; not part of
     # the profile id, which identifies the reference data only.
     calibration: dict[str, Any] | None = None
+    # Per-segment references (monitors with segment_by), keyed by the segment's values in
+    # ``segment_by`` order; a segment reference has ``segment`` set and no segments itself.
+    segment_by: tuple[str, ...] = ()
+    segment_min_events: int = 0
+    segments: dict[tuple[str, ...], Profile] = field(default_factory=dict)
+    segment: dict[str, str] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        body = {
-            "format": FORMAT,
-            "monitor": self.monitor,
+    def _body(self) -> dict[str, Any]:
+        return {
             "events": self.events,
             "rejected": self.rejected,
             "features": {k: v.to_json() for k, v in self.features.items()},
             "prediction": self.prediction.to_json() if self.prediction is not None else None,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        body = {"format": FORMAT, "monitor": self.monitor, **self._body()}
+        if self.segment_by:
+            body["segments"] = {
+                "by": list(self.segment_by),
+                "min_events": self.segment_min_events,
+                "references": [
+                    {"segment": dict(zip(self.segment_by, k, strict=True)), **p._body()}
+                    for k, p in self.segments.items()
+                ],
+            }
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         out = {**body, "id": digest[:16], "created": self.created}
         if self.calibration is not None:
             out["calibration"] = self.calibration
+        if self.segment_by:
+            for ref, p in zip(out["segments"]["references"], self.segments.values(), strict=True):
+                if p.calibration is not None:
+                    ref["calibration"] = p.calibration
         return out
 
     def save(self, path: Path) -> str:
@@ -80,16 +112,45 @@ class Profile:
         data = orjson.loads(path.read_bytes())
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
-        return Profile(
-            monitor=str(data["monitor"]),
-            events=int(data["events"]),
-            rejected=int(data.get("rejected", 0)),
-            features={k: _ref_from_json(v) for k, v in data["features"].items()},
-            prediction=_ref_from_json(data["prediction"]) if data.get("prediction") else None,
+        pid = str(data.get("id", ""))
+        seg = data.get("segments") or {}
+        by = tuple(str(p) for p in seg.get("by", ()))
+        segments: dict[tuple[str, ...], Profile] = {}
+        for ref in seg.get("references", ()):
+            values = {str(k): str(v) for k, v in ref["segment"].items()}
+            key = tuple(values[p] for p in by)
+            segments[key] = _profile_from_json(
+                ref, str(data["monitor"]), f"{pid}/{segment_label(by, key)}", values
+            )
+        prof = _profile_from_json(data, str(data["monitor"]), pid, None)
+        return replace(
+            prof,
             created=str(data.get("created", "")),
-            id=str(data.get("id", "")),
-            calibration=data.get("calibration"),
+            segment_by=by,
+            segment_min_events=int(seg.get("min_events", 0)),
+            segments=segments,
         )
+
+
+def segment_label(by: tuple[str, ...] | list[str], key: tuple[str, ...]) -> str:
+    """A segment as one string, ``path=value`` pairs joined by commas in ``segment_by``
+    order (the ``segment`` label of the Prometheus series)."""
+    return ",".join(f"{p}={v}" for p, v in zip(by, key, strict=True))
+
+
+def _profile_from_json(
+    d: dict[str, Any], monitor: str, pid: str, segment: dict[str, str] | None
+) -> Profile:
+    return Profile(
+        monitor=monitor,
+        events=int(d["events"]),
+        rejected=int(d.get("rejected", 0)),
+        features={k: _ref_from_json(v) for k, v in d["features"].items()},
+        prediction=_ref_from_json(d["prediction"]) if d.get("prediction") else None,
+        id=pid,
+        calibration=d.get("calibration"),
+        segment=segment,
+    )
 
 
 def _ref_from_json(d: dict[str, Any]) -> FeatureRef:
@@ -117,6 +178,18 @@ def load_profile_for(monitor: MonitorConfig, path: Path, key: str) -> Profile:
         if prof.prediction is None:
             raise ConfigError(key, f"profile {path} has no prediction reference")
         _check_kind(prof.prediction, monitor.prediction, key, "prediction")
+    if prof.segment_by and not monitor.segment_by:
+        prof = replace(prof, segment_by=(), segments={})  # segment references not needed
+    elif prof.segment_by and prof.segment_by != tuple(monitor.segment_by):
+        log.warning(
+            "monitor %s: profile %s holds segment references by %s, the monitor segments by %s;"
+            " every segment is compared with the global reference (rebuild the profile)",
+            monitor.name,
+            path,
+            list(prof.segment_by),
+            monitor.segment_by,
+        )
+        prof = replace(prof, segment_by=(), segments={})
     return prof
 
 
@@ -150,6 +223,8 @@ def build_profile(
     pred_num: list[float] = []
     pred_cat: list[str | None] = []
     pk = monitor.prediction.kind if monitor.prediction else None
+    seg_key = segment_key_fn(monitor.segment_by) if monitor.segment_by else None
+    seg_keys: list[tuple[str, ...]] = []
     events = rejected = 0
     for line in lines:
         if not line.strip():
@@ -170,6 +245,8 @@ def build_profile(
             rejected += 1
             continue
         events += 1
+        if seg_key is not None:
+            seg_keys.append(seg_key(obj))
         for n, v in zip(num_names, nrow, strict=True):
             num_vals[n].append(v)
         for n, c in zip(cat_names, crow, strict=True):
@@ -189,10 +266,62 @@ def build_profile(
         prediction = build_numeric(np.asarray(pred_num), max_raw=max_raw, seed=seed)
     elif pk == "categorical":
         prediction = build_categorical(pred_cat)
+    segments: dict[tuple[str, ...], Profile] = {}
+    if seg_key is not None:
+        rows: dict[tuple[str, ...], list[int]] = {}
+        for i, k in enumerate(seg_keys):
+            rows.setdefault(k, []).append(i)
+
+        def _values(n: str) -> Sequence[Any]:
+            return num_vals[n] if n in num_vals else cat_vals[n]
+
+        for k, idx in sorted(rows.items()):
+            if len(idx) < monitor.segment_min_reference_events:
+                continue
+            seg_feats = {
+                n: _segment_ref(feats_out[n], _values(n), idx, max_raw, seed)
+                for n in monitor.features
+            }
+            seg_pred: FeatureRef | None = None
+            if prediction is not None:
+                values = pred_num if pk == "numeric" else pred_cat
+                seg_pred = _segment_ref(prediction, values, idx, max_raw, seed)
+            segments[k] = Profile(
+                monitor=monitor.name,
+                events=len(idx),
+                features=seg_feats,
+                prediction=seg_pred,
+                segment=dict(zip(monitor.segment_by, k, strict=True)),
+            )
     return Profile(
         monitor=monitor.name,
         events=events,
         rejected=rejected,
         features=feats_out,
         prediction=prediction,
+        segment_by=tuple(monitor.segment_by),
+        segment_min_events=monitor.segment_min_reference_events if seg_key else 0,
+        segments=segments,
+    )
+
+
+def _segment_ref(
+    global_ref: FeatureRef, values: Sequence[Any], idx: list[int], max_raw: int, seed: int
+) -> FeatureRef:
+    if isinstance(global_ref, NumericReference):
+        arr = np.asarray(values, dtype=np.float64)[np.asarray(idx, dtype=np.intp)]
+        return build_numeric(arr, max_raw=max_raw, seed=seed)
+    return _reindexed([values[i] for i in idx], global_ref)
+
+
+def _reindexed(values: list[str | None], global_ref: CategoricalReference) -> CategoricalReference:
+    """A segment's categorical reference over the global reference's categories, in its order
+    (a segment's rows are a subset of the global rows, so every label is among them)."""
+    own = build_categorical(values)
+    counts = dict(zip(own.categories, own.counts.tolist(), strict=True))
+    return CategoricalReference(
+        count=own.count,
+        missing=own.missing,
+        categories=global_ref.categories,
+        counts=np.asarray([counts.get(c, 0) for c in global_ref.categories], dtype=np.int64),
     )
