@@ -254,15 +254,20 @@ def warmup_spec(
     return spec_on(layout, prof, index, version)
 
 
-def spec_on(layout: MonitorSpec, prof: Profile, index: int, version: str) -> MonitorSpec:
+def spec_on(
+    layout: MonitorSpec, prof: Profile, index: int, version: str, *, restored: bool = False
+) -> MonitorSpec:
+    """``build_spec`` on a warmup profile: reuses the calibration it carries when it still
+    matches the monitor's window and tests, else calibrates (logged with its duration)."""
     t0 = time.perf_counter()
     spec = build_spec(layout.cfg, prof, index)
     log.info(
-        "monitor %s version %s: warmup reference %s complete (%d events); tests and"
+        "monitor %s version %s: warmup reference %s %s (%d events); tests and"
         " thresholds resolved in %.2fs",
         layout.cfg.name,
         version,
         prof.id,
+        "restored from the checkpoint" if restored else "complete",
         prof.events,
         time.perf_counter() - t0,
     )
@@ -360,7 +365,9 @@ def versus_spec(
         table = tables[f.column]
         labels = list(table)
         counts = np.bincount(present, minlength=cap + 1)[: len(labels)]
-        idx = np.flatnonzero(counts > 0)
+        idx = np.array(
+            sorted(np.flatnonzero(counts > 0).tolist(), key=labels.__getitem__), dtype=np.int64
+        )  # label order: independent of how the dictionary numbered the codes
         ref = CategoricalReference(
             count=int(counts.sum()),
             missing=int(codes.shape[0] - present.shape[0]),

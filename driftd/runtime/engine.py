@@ -551,7 +551,7 @@ class Engine:
             )
             return False
         prof = refmodes.profile_from_state(ref, arrays, prefix + "r.")
-        vs.ref_spec = refmodes.spec_on(m.spec, prof, m.index, v["version"])
+        vs.ref_spec = refmodes.spec_on(m.spec, prof, m.index, v["version"], restored=True)
         return True
 
     def _detector_outputs(

@@ -152,11 +152,14 @@ class WarmupBuilder:
         )
 
     def categorical(self, j: int, labels: list[str]) -> tuple[CategoricalReference, int]:
-        """The reference of categorical column ``j`` (categories in code order, ``labels``
+        """The reference of categorical column ``j`` (categories in label order, ``labels``
         naming the codes) and how many values were beyond the dictionary's bound."""
         counts = self.cat_counts[j]
         known = counts[: len(labels)]
-        idx = np.flatnonzero(known > 0)
+        # categories in label order: the reference does not depend on how codes were numbered
+        idx = np.array(
+            sorted(np.flatnonzero(known > 0).tolist(), key=labels.__getitem__), dtype=np.int64
+        )
         overflow = int(counts[len(labels) :].sum())
         ref = CategoricalReference(
             count=int(known.sum()),
