@@ -358,3 +358,21 @@ def test_warmup_with_time_windows_replays(tmp_path: Path) -> None:
     evals = of(out, "evaluation")
     assert [e["window"]["start_position"] for e in evals] == [2001, 4001, 6001]
     assert all(e["reference"].startswith("warmup:v1:") for e in evals)
+
+
+def test_status_api_shows_warmup_progress(tmp_path: Path) -> None:
+    from driftd.runtime.http import monitor_view
+
+    engine = Engine(load_config(mode_config(tmp_path, WARMUP), environ={}))
+    recs = records(warmup_stream())
+    run(engine, recs[:3000])
+    m = engine.by_name["credit"]
+    with engine.lock:
+        view = monitor_view(engine, m)
+    assert view["versions"]["v1"]["warmup"] == {"events": 3000, "needed": 5000}
+    assert view["state"] == "ok" and view["drifted"] is False
+    run(engine, recs[3000:6000])
+    with engine.lock:
+        v1 = monitor_view(engine, m)["versions"]["v1"]
+    assert "warmup" not in v1
+    assert v1["last_evaluation"]["reference"].startswith("warmup:v1:")

@@ -44,6 +44,8 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
             "rollback_to": engine.rollback_to(m, v),
             "last_evaluation": ev,
         }
+        if vs.warmup is not None:  # reference: {type: warmup} still collecting
+            versions[v]["warmup"] = {"events": vs.warmup.seen, "needed": vs.warmup.need}
     order = engine.version_order(m.model)
     current = (
         version
