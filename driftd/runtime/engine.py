@@ -240,7 +240,7 @@ class Engine:
     def _snapshot_codes(self, ps: PartitionState) -> dict[str, list[list[str]]]:
         """The category dictionaries (label per code) of the warmup / version monitors that
         have state in ``ps``: the codes in its windows and warmup counts index them."""
-        names = {name for name, _ in ps.versions}
+        names = {k[0] for k in ps.versions}
         return {
             m.name: [list(t) for t in m.mapper.code_tables()]
             for m in self.monitors
@@ -446,7 +446,7 @@ class Engine:
         return num[take:], cat[take:], pos[take:], ts[take:]
 
     def _baseline(self, ps: PartitionState, m: MonitorRuntime, version: str) -> str | None:
-        live = {v for name, v in ps.versions if name == m.name}
+        live = {k[1] for k in ps.versions if k[0] == m.name}  # k: (monitor, version, …)
         order = ps.model_versions.get(m.model, [])
         return refmodes.baseline_of(m.spec.cfg, version, order, live)
 
