@@ -62,6 +62,14 @@ pre-change parts together); 0.5σ mean shift, variance × 1.5, categorical shift
 jump and score shift detected within one window length (``window.events``) of the change, the
 score-shift alert naming ``rollback_to: v1``. The 0.25σ shift is reported only.
 
+Reference modes (``--mode-events``, default 200,000 per stream; 0 skips them; reported, not
+targets): the same monitor with ``reference: {type: warmup, events: --warmup-events}`` on a
+stationary stream (false alerts after each version's own warmup), and with
+``reference: {type: version, version: stable}`` on versions ``stable`` and ``canary``
+alternating in blocks of 100 events — both stationary (false alerts), and the canary's
+normal_a mean +0.5σ from the middle of the stream on (delay in stream positions; the canary's
+5,000-event window spans 10,000 of them).
+
 With ``--json`` the last line printed is one JSON object: ``false_alerts`` (all streams),
 ``stationary_events`` (undrifted events judged: stationary stream + pre-change parts),
 ``streams`` (per stream: ``detected``, ``delay_events``, ``false_alerts``, ``seconds``, …),
@@ -305,13 +313,13 @@ def monitor_config(profile: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     return deep_merge(mon, overrides)
 
 
-def write_config(tmp: Path, overrides: dict[str, Any]) -> Path:
+def write_config(tmp: Path, overrides: dict[str, Any], name: str = "driftd") -> Path:
     cfg = {
         "monitors": [monitor_config(tmp / "profile.json", overrides)],
         "http": {"listen": "127.0.0.1:0"},
         "state": {"dir": str(tmp / "state")},
     }
-    path = tmp / "driftd.yaml"
+    path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
@@ -553,6 +561,81 @@ def _fmt(x: Any) -> str:
     return "-" if x is None else str(x)
 
 
+def mode_streams(
+    tmp: Path, overrides: dict[str, Any], args: argparse.Namespace, window_events: int
+) -> dict[str, Any]:
+    """The reference-mode streams (module docstring); each result as for the main streams."""
+    n = args.mode_events
+    out: dict[str, Any] = {}
+    warm = write_config(
+        tmp,
+        {**overrides, "reference": {"type": "warmup", "events": args.warmup_events, "path": None}},
+        "warm",
+    )
+    t0 = time.perf_counter()
+    run = run_stream(
+        warm,
+        [(n, NEUTRAL)],
+        (args.seed, 101),
+        Run(None, None, window_events),
+        args.batch,
+        args.events_per_s,
+    )
+    out["warmup_stationary"] = {
+        **stationary_result(run, time.perf_counter() - t0),
+        "kind": "mode",
+        "reference": f"warmup:{args.warmup_events}",
+    }
+    vers = write_config(
+        tmp,
+        {**overrides, "reference": {"type": "version", "version": "stable", "path": None}},
+        "version",
+    )
+    stable, canary = Drift(version="stable"), Drift(version="canary")
+    shifted = Drift(version="canary", mean_shift_sigma=0.5)
+    blocks = [(100, stable), (100, canary)] * max(1, n // 200)
+    t0 = time.perf_counter()
+    run = run_stream(
+        vers,
+        blocks,
+        (args.seed, 102),
+        Run(None, None, window_events),
+        args.batch,
+        args.events_per_s,
+    )
+    out["version_stationary"] = {
+        **stationary_result(run, time.perf_counter() - t0),
+        "kind": "mode",
+        "reference": "version:stable",
+    }
+    half = len(blocks) // 2
+    change = 100 * half
+    drifted = blocks[:half] + [(100, stable), (100, shifted)] * (half // 2)
+    t0 = time.perf_counter()
+    run = run_stream(
+        vers,
+        drifted,
+        (args.seed, 103),
+        Run(change, "normal_a", window_events),
+        args.batch,
+        args.events_per_s,
+    )
+    d = run.detection
+    ok = d is not None and d["names_target"] and d["rollback_to"] == "stable"
+    out["version_canary_mean_shift_0.5sigma"] = {
+        "kind": "mode",
+        "reference": "version:stable",
+        "detected": bool(ok),
+        "delay_events": int(d["delay_events"]) if ok and d is not None else None,
+        "rollback_to": d["rollback_to"] if d is not None else None,
+        "false_alerts": len(run.false_alerts),
+        "pre_change_events": change,
+        "events": run.events,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    return out
+
+
 def report(result: dict[str, Any]) -> None:
     w = result["window_events"]
     print(
@@ -596,6 +679,12 @@ def report(result: dict[str, Any]) -> None:
                 f"  {name:12s} {f['test']:17s} thr {f['threshold']:<8.4g} "
                 f"breaches {f['breaches']:5d}  worst {_fmt(f['worst'])}"
             )
+    for name, m in result.get("reference_modes", {}).items():
+        delay = "-" if "delay_events" not in m else _fmt(m["delay_events"])
+        print(
+            f"mode {name:35s} {m['reference']:16s} events {m['events']:>9,} "
+            f"false alerts {m['false_alerts']}  delay {delay}  {m['seconds']:.1f} s"
+        )
     for name, t in result["targets"].items():
         print(f"target {name}: {t['value']} ({t['goal']}) -> {'met' if t['met'] else 'NOT MET'}")
     print(
@@ -621,6 +710,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--events-per-s", type=float, default=100.0, help="event-time rate")
     ap.add_argument("--batch", type=int, default=5000, help="micro-batch size")
     ap.add_argument("--seed", type=int, default=20261126)
+    ap.add_argument("--mode-events", type=int, default=200_000, help="per reference-mode stream")
+    ap.add_argument("--warmup-events", type=int, default=20_000, help="warmup reference size")
     args = ap.parse_args(argv)
     overrides = json.loads(args.config_overrides)
     if not isinstance(overrides, dict):
@@ -673,6 +764,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ]
             streams[sc.name] = drift_result(sc, runs, time.perf_counter() - t0, window_events)
             features = features or runs[0].features
+        modes = mode_streams(tmp, overrides, args, window_events) if args.mode_events > 0 else {}
 
     false_alerts = sum(s["false_alerts"] for s in streams.values())
     stationary_events = streams.get("stationary", {}).get("events", 0) + sum(
@@ -699,6 +791,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "false_alerts": false_alerts,
         "stationary_events": stationary_events,
         "streams": streams,
+        "reference_modes": modes,
         "targets_met": all(t["met"] for t in targets.values()),
         "targets": targets,
         "window_events": window_events,

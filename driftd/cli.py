@@ -122,6 +122,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 f"{f.name}={f.test.name}@{f.threshold:.4g}{' (calibrated)' if f.calibrated else ''}"
             )
 
+        if s.mode != "profile":
+            from driftd.refmodes import describe
+
+            sys.stdout.write(f"# monitor {s.cfg.name}: {describe(s)}\n")
+            continue
         feats = ", ".join(fmt(f) for f in s.features)
         if s.prediction is not None:
             feats += ", " + fmt(s.prediction)

@@ -122,13 +122,25 @@ class ProfileReference(_Frozen):
 
 
 class WarmupReference(_Frozen):
+    """Each model version's first ``events`` accepted events are its reference; evaluation of
+    that version starts after them. Categorical features learn their categories meanwhile (at
+    most ``max_categories`` distinct labels per feature across the monitor; labels beyond
+    that, and labels a version did not see during its warmup, count as unseen)."""
+
     type: Literal["warmup"]
     events: int = Field(default=10_000, ge=10)
+    max_categories: int = Field(default=1000, ge=2)
 
 
 class VersionReference(_Frozen):
+    """Compare each version's current window with the current window of a baseline version:
+    the version named ``version`` (which is itself not evaluated), or with ``previous`` the
+    version that served before it (first appearance in the stream; else
+    ``fallback_version``). Needs a count window."""
+
     type: Literal["version"]
-    version: str
+    version: str = Field(min_length=1)
+    max_categories: int = Field(default=1000, ge=2)
 
 
 Reference = Annotated[

@@ -250,12 +250,39 @@ def to_category(value: Any, name: str) -> str | None:
     raise Reject("wrong_type", f"{name}: expected a category, got {type(value).__name__}")
 
 
+class OpenCodes(dict[str, int]):
+    """A category dictionary that grows: a new label gets the next code, up to ``cap`` labels;
+    beyond that every new label gets the overflow code ``cap`` (used when no profile says
+    which categories exist: warmup and version references)."""
+
+    __slots__ = ("cap",)
+
+    def __init__(self, cap: int, labels: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.cap = cap
+        for label in labels:
+            self.lookup(label, cap)
+
+    def lookup(self, label: str, unseen: int) -> int:
+        code = self.get(label)
+        if code is None:
+            if len(self) >= self.cap:
+                return self.cap
+            code = self[label] = len(self)
+        return code
+
+    def labels(self) -> list[str]:
+        return list(self)  # insertion order is code order
+
+
 class RowMapper:
     """Maps one event's features into a monitor's column layout.
 
     Numeric columns (features then, if numeric, the prediction) become floats with NaN for
     missing; categorical columns become codes into the reference categories, with
-    ``len(categories)`` for an unseen value and ``MISSING_CODE`` for null.
+    ``len(categories)`` for an unseen value and ``MISSING_CODE`` for null. With
+    ``open_categories=cap`` there are no reference categories: each categorical column gets an
+    :class:`OpenCodes` dictionary (codes assigned as labels appear, ``cap`` for overflow).
     """
 
     def __init__(
@@ -263,15 +290,21 @@ class RowMapper:
         numeric: Sequence[tuple[str, FeatureConfig]],
         categorical: Sequence[tuple[str, FeatureConfig, Sequence[str]]],
         prediction_kind: str | None,
+        open_categories: int = 0,
     ) -> None:
         self._num = [(n, _getter(f.path or n)) for n, f in numeric]
-        self._cat = [
-            (n, _getter(f.path or n), {c: i for i, c in enumerate(cats)}, len(cats))
+        self.open_categories = open_categories
+        self._cat: list[tuple[str, Callable[[Any], Any], dict[str, int], int]] = [
+            (n, _getter(f.path or n), self._codes(cats), self._unseen(cats))
             for n, f, cats in categorical
         ]
         self.prediction_kind = prediction_kind
-        self._pred_codes: dict[str, int] = {}
-        self._pred_unseen = 0
+        self._pred_codes: dict[str, int] = self._codes(())
+        self._pred_unseen = self._unseen(())
+        # dict.get (C) for reference categories; OpenCodes.lookup assigns codes as they appear.
+        self._lookup: Callable[[dict[str, int], str, int], int] = (
+            OpenCodes.lookup if open_categories else dict.get  # type: ignore[assignment]
+        )
         # Fast path (every feature path a top-level key): all numeric values in one C call.
         num_keys = [f.path or n for n, f in numeric]
         cat_keys = [f.path or n for n, f, _ in categorical]
@@ -282,9 +315,25 @@ class RowMapper:
         self._cat_unseen = tuple(unseen for _, _, _, unseen in self._cat)
         self._pred_numeric = prediction_kind == "numeric"
 
+    def _codes(self, cats: Sequence[str]) -> dict[str, int]:
+        if self.open_categories:
+            return OpenCodes(self.open_categories, cats)
+        return {c: i for i, c in enumerate(cats)}
+
+    def _unseen(self, cats: Sequence[str]) -> int:
+        return self.open_categories or len(cats)
+
     def set_prediction_categories(self, cats: Sequence[str]) -> None:
-        self._pred_codes = {c: i for i, c in enumerate(cats)}
-        self._pred_unseen = len(cats)
+        self._pred_codes = self._codes(cats)
+        self._pred_unseen = self._unseen(cats)
+
+    def code_tables(self) -> list[dict[str, int]]:
+        """The label → code dictionary of every categorical column, in column order (the
+        prediction last when categorical)."""
+        tables = [codes for _, _, codes, _ in self._cat]
+        if self.prediction_kind == "categorical":
+            tables.append(self._pred_codes)
+        return tables
 
     def map(
         self, feats: dict[str, Any], prediction: Any, num_out: list[float], cat_out: list[int]
@@ -317,11 +366,13 @@ class RowMapper:
                             pcode = (
                                 MISSING_CODE
                                 if label is None
-                                else self._pred_codes.get(label, self._pred_unseen)
+                                else self._lookup(self._pred_codes, label, self._pred_unseen)
                             )
                         num_out.extend(nums)
                         if labels:
-                            cat_out.extend(map(dict.get, self._cat_codes, labels, self._cat_unseen))
+                            cat_out.extend(
+                                map(self._lookup, self._cat_codes, labels, self._cat_unseen)
+                            )
                         if self.prediction_kind == "categorical":
                             cat_out.append(pcode)
                         return
@@ -337,7 +388,9 @@ class RowMapper:
                 num_out.append(to_float(get(feats), name))
             for name, get, codes, unseen in self._cat:
                 label = to_category(get(feats), name)
-                cat_out.append(MISSING_CODE if label is None else codes.get(label, unseen))
+                cat_out.append(
+                    MISSING_CODE if label is None else self._lookup(codes, label, unseen)
+                )
             if self.prediction_kind == "numeric":
                 num_out.append(to_float(prediction, "prediction"))
             elif self.prediction_kind == "categorical":
@@ -345,7 +398,7 @@ class RowMapper:
                 cat_out.append(
                     MISSING_CODE
                     if label is None
-                    else self._pred_codes.get(label, self._pred_unseen)
+                    else self._lookup(self._pred_codes, label, self._pred_unseen)
                 )
         except Reject:
             del num_out[n0:]

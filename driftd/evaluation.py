@@ -60,6 +60,11 @@ class MonitorSpec:
 
     def for_segment(self, key: tuple[str, ...]) -> MonitorSpec:
         return self.segment_specs.get(key, self)
+    # Reference mode: "profile", or "warmup" / "version" (this spec is then the layout only:
+    # references are built at run time, see driftd.refmodes) with categories learnt as they
+    # appear, up to ``open_categories`` labels per feature.
+    mode: str = "profile"
+    open_categories: int = 0
 
     def mapper(self) -> RowMapper:
         num = [(f.name, self.cfg.features[f.name]) for f in self.features if f.kind == "numeric"]
@@ -68,7 +73,9 @@ class MonitorSpec:
             for f in self.features
             if f.kind == "categorical"
         ]
-        m = RowMapper(num, cat, self.prediction.kind if self.prediction else None)
+        m = RowMapper(
+            num, cat, self.prediction.kind if self.prediction else None, self.open_categories
+        )
         if self.prediction is not None and self.prediction.kind == "categorical":
             m.set_prediction_categories(_cats(self.prediction.ref))
         return m

@@ -170,6 +170,17 @@ def test_check_config_exits_2_on_bad_segment_by(tmp_path: Path) -> None:
     assert main(["check-config", "-c", str(cfg)]) == 2
 
 
+@pytest.mark.parametrize(
+    "reference", [{"type": "warmup", "events": 1000}, {"type": "version", "version": "v1"}]
+)
+def test_segments_need_a_profile_reference(
+    tmp_path: Path, reference: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config(tmp_path, reference=reference)
+    assert main(["check-config", "-c", str(cfg)]) == 2
+    assert "monitors.0.segment_by" in capsys.readouterr().err
+
+
 def test_segment_values_and_missing() -> None:
     assert segment_value("EU") == "EU"
     assert segment_value(True) == "true"

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from driftd import refmodes
 from driftd.config import Config, ProfileReference
 from driftd.decode import (
     OTHER_SEGMENT,
@@ -35,13 +36,13 @@ from driftd.decode import (
     RowMapper,
     segment_key_fn,
 )
-from driftd.errors import ConfigError
 from driftd.evaluation import MonitorSpec, build_spec, evaluate
 from driftd.policy import Policy, PolicyState, alert_id
 from driftd.types import RawRecord
 from driftd.windows.count import CountWindow
 from driftd.windows.profile import load_profile_for, segment_label
 from driftd.windows.time import TimeWindow, WindowView
+from driftd.windows.warmup import WarmupBuilder
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class VersionState:
     spec: MonitorSpec | None = None
     segments: dict[tuple[str, ...], VersionState] = field(default_factory=dict)
     seg_keys: list[tuple[str, ...]] = field(default_factory=list)
+    # warmup reference mode: the reference being built, then the version's own spec on it
+    warmup: WarmupBuilder | None = None
+    ref_spec: MonitorSpec | None = None
+    luts: tuple[int, list[Any]] | None = None  # (dictionary sizes, code lookup tables)
 
 
 @dataclass(slots=True)
@@ -120,6 +125,7 @@ class MonitorRuntime:
         self.segment_by = tuple(spec.cfg.segment_by)
         self.segment_key = segment_key_fn(self.segment_by) if self.segment_by else None
         self.other_key = (OTHER_SEGMENT,) * len(self.segment_by)
+        self.index = 0  # position in cfg.monitors (config keys in errors)
 
     def segment_dict(self, key: tuple[str, ...]) -> dict[str, str]:
         return dict(zip(self.segment_by, key, strict=True))
@@ -162,16 +168,14 @@ def load_specs(cfg: Config) -> list[MonitorSpec]:
     specs = []
     for i, m in enumerate(cfg.monitors):
         ref = m.reference
-        if not isinstance(ref, ProfileReference):
-            raise ConfigError(
-                f"monitors.{i}.reference.type",
-                f"reference type {ref.type!r} is not supported yet; use type: profile",
-            )
-        profile = load_profile_for(m, ref.path, f"monitors.{i}.reference.path")
         if m.detectors:
             from driftd.runtime import detect
 
             detect.validate(m, i)
+        if not isinstance(ref, ProfileReference):
+            specs.append(refmodes.layout_spec(m, i))  # warmup / version: built at run time
+            continue
+        profile = load_profile_for(m, ref.path, f"monitors.{i}.reference.path")
         specs.append(build_spec(m, profile, i))
     return specs
 
@@ -189,6 +193,9 @@ class Engine:
         if any(m.segment_key is not None for m in self.monitors):
             self.decoder = self._keeper = KeepingDecoder(cfg.schema_, cfg.input.max_event_bytes)
         self.by_name = {m.name: m for m in self.monitors}
+        for i, mc in enumerate(cfg.monitors):
+            if mc.name in self.by_name:
+                self.by_name[mc.name].index = i
         self.by_model: dict[str, list[MonitorRuntime]] = {}
         for m in self.monitors:
             self.by_model.setdefault(m.model, []).append(m)
@@ -255,13 +262,27 @@ class Engine:
                 versions[-1]["segment_by"] = list(self.by_name[mon].segment_by)
             for name, arr in vs.window.snapshot().items():
                 arrays[f"v{i}.{name}"] = arr
-        meta = {
+            _snapshot_reference(vs, versions[-1], arrays, f"v{i}.")
+        meta: dict[str, Any] = {
             "next_offset": ps.next_offset,
             "events": ps.events,
             "model_versions": ps.model_versions,
             "versions": versions,
         }
+        codes = self._snapshot_codes(ps)
+        if codes:
+            meta["codes"] = codes
         return meta, arrays
+
+    def _snapshot_codes(self, ps: PartitionState) -> dict[str, list[list[str]]]:
+        """The category dictionaries (label per code) of the warmup / version monitors that
+        have state in ``ps``: the codes in its windows and warmup counts index them."""
+        names = {k[0] for k in ps.versions}
+        return {
+            m.name: [list(t) for t in m.mapper.code_tables()]
+            for m in self.monitors
+            if m.spec.open_categories and m.name in names
+        }
 
     def restore_partition(
         self, key: str, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]
@@ -305,8 +326,18 @@ class Engine:
                 )
                 continue
             prefix = f"v{i}."
+            recode = None
+            if m.spec.open_categories:
+                saved = meta.get("codes", {}).get(m.name)
+                if saved is not None:
+                    recode = refmodes.recode_luts(
+                        saved, m.mapper.code_tables(), m.spec.open_categories
+                    )
             window = m.spec.restore_window(
-                {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
+                _recode_window(
+                    {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)},
+                    recode,
+                )
             )
             vs = VersionState(
                 window,
@@ -319,6 +350,8 @@ class Engine:
                 vs.segment = tuple(str(x) for x in seg)
                 vs.spec = m.spec.for_segment(vs.segment)
                 parent.segments[vs.segment] = vs
+                continue
+            if not self._restore_reference(m, v, vs, arrays, prefix, recode):
                 continue
             if m.spec.cfg.detectors:
                 from driftd.runtime import detect
@@ -435,11 +468,153 @@ class Engine:
     @staticmethod
     def _new_version(m: MonitorRuntime, saved: list[dict[str, Any]] | None = None) -> VersionState:
         vs = VersionState(m.spec.new_window())
+        if m.spec.mode == "warmup":
+            vs.warmup = refmodes.new_warmup(m.spec)
         if m.spec.cfg.detectors:
             from driftd.runtime import detect
 
             vs.dets = detect.attach(m.spec.cfg, saved)
         return vs
+
+    # ------------------------------------------------------------------ reference modes
+
+    def _warm(
+        self,
+        m: MonitorRuntime,
+        version: str,
+        vs: VersionState,
+        num: npt.NDArray[np.float64],
+        cat: npt.NDArray[np.int32],
+        pos: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.float64],
+    ) -> tuple[Any, Any, Any, Any]:
+        """Fold the first rows still needed into the version's warmup reference; return the
+        rest, which go to the window. Completing the reference resolves the version's tests
+        and calibrates its thresholds on it, once (logged with its duration)."""
+        b = vs.warmup
+        assert b is not None
+        take = b.fold(num, cat)
+        del vs.recs[:take]  # time windows: the reference's rows are not windowed
+        if b.done:
+            log.info(
+                "monitor %s version %s: warmup reference complete at position %d",
+                m.name,
+                version,
+                int(pos[take - 1]) if take else -1,
+            )
+            vs.ref_spec = refmodes.warmup_spec(m.spec, b, m.mapper.code_tables(), m.index, version)
+            vs.warmup = None
+            vs.luts = None
+        return num[take:], cat[take:], pos[take:], ts[take:]
+
+    def _baseline(self, ps: PartitionState, m: MonitorRuntime, version: str) -> str | None:
+        live = {k[1] for k in ps.versions if k[0] == m.name}  # k: (monitor, version, …)
+        order = ps.model_versions.get(m.model, [])
+        return refmodes.baseline_of(m.spec.cfg, version, order, live)
+
+    def _evaluate_on_reference(
+        self,
+        ps: PartitionState,
+        m: MonitorRuntime,
+        version: str,
+        vs: VersionState,
+        window: WindowView,
+    ) -> dict[str, Any] | None:
+        """``evaluate`` against the monitor's reference: the profile, the version's warmup
+        reference, or the baseline version's current window (None: no baseline yet)."""
+        if m.spec.mode == "profile":
+            return evaluate(vs.spec or m.spec, window)
+        tables = m.mapper.code_tables()
+        cap = m.spec.open_categories
+        if m.spec.mode == "warmup":
+            spec = vs.ref_spec
+            assert spec is not None
+            size = sum(len(t) for t in tables)  # dictionaries only grow
+            if vs.luts is None or vs.luts[0] != size:
+                vs.luts = (size, refmodes.luts_for(spec, tables, cap))
+            ev = evaluate(spec, refmodes.RemappedView(window, vs.luts[1]))
+            ev["reference"] = f"warmup:{version}:{spec.profile.id}"
+            return ev
+        base = self._baseline(ps, m, version)
+        bvs = ps.versions.get((m.name, base)) if base is not None else None
+        if bvs is None or not isinstance(bvs.window, CountWindow):
+            return None
+        if bvs.window.filled < m.spec.cfg.policy.min_events:
+            return None
+        spec, luts = refmodes.versus_spec(m.spec, bvs.window, tables)
+        ev = evaluate(spec, refmodes.RemappedView(window, luts))
+        span = bvs.window.span()
+        ev["reference"] = f"version:{base}:{span['start_position']}-{span['end_position']}"
+        return ev
+
+    def _flush_versus(
+        self, ps: PartitionState, m: MonitorRuntime, items: list[Any]
+    ) -> list[dict[str, Any]]:
+        """Append a micro-batch's rows of a version-mode monitor's versions in source order,
+        up to each window step, so that every evaluation sees the baseline's window exactly as
+        it stood at the evaluated window's last event, however the stream was batched."""
+        out: list[dict[str, Any]] = []
+        min_events = m.spec.cfg.policy.min_events
+        cursor = [0] * len(items)
+        points: list[tuple[int, int, int]] = []
+        for i, (_v, vs, _n, _c, pos, _t) in enumerate(items):
+            w = vs.window
+            first = w.step - w.total % w.step  # rows until the window's next step
+            for r in range(first - 1, pos.shape[0], w.step):
+                points.append((int(pos[r]), i, r + 1))
+        points.sort()
+
+        def advance(i: int, end: int) -> None:
+            version, vs, num, cat, pos, ts = items[i]
+            a = cursor[i]
+            if end <= a:
+                return
+            cursor[i] = end
+            w = vs.window
+            for total in w.append(num[a:end], cat[a:end], pos[a:end], ts[a:end]):
+                if w.filled >= min_events:
+                    out.extend(self._evaluate(ps, m, version, vs, w, total))
+
+        for p, i, end in points:
+            for k, item in enumerate(items):
+                if k != i:
+                    advance(k, int(np.searchsorted(item[4], p, side="right")))
+            advance(i, end)
+        for k, item in enumerate(items):
+            advance(k, item[4].shape[0])
+        return out
+
+    def _restore_reference(
+        self,
+        m: MonitorRuntime,
+        v: dict[str, Any],
+        vs: VersionState,
+        arrays: dict[str, npt.NDArray[Any]],
+        prefix: str,
+        recode: list[npt.NDArray[np.int64]] | None,
+    ) -> bool:
+        """Bring back a version's warmup builder or warmup reference (and its calibration:
+        restarting never re-warms nor, unless the calibration settings changed,
+        recalibrates). False when the saved state cannot be used (logged)."""
+        if m.spec.mode != "warmup":
+            return True
+        if v.get("warmup"):
+            wp = prefix + "w."
+            vs.warmup = WarmupBuilder.restore(
+                {k[len(wp) :]: a for k, a in arrays.items() if k.startswith(wp)}, recode
+            )
+            return True
+        ref = v.get("reference")
+        if ref is None:
+            log.warning(
+                "checkpoint: monitor %s version %s has no warmup reference; starting it fresh",
+                m.name,
+                v["version"],
+            )
+            return False
+        prof = refmodes.profile_from_state(ref, arrays, prefix + "r.")
+        vs.ref_spec = refmodes.spec_on(m.spec, prof, m.index, v["version"], restored=True)
+        return True
 
     def _detector_outputs(
         self, m: MonitorRuntime, version: str, hits: list[tuple[Any, int]]
@@ -470,6 +645,7 @@ class Engine:
         self, ps: PartitionState, touched: list[tuple[MonitorRuntime, str, VersionState]]
     ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
+        versus: dict[MonitorRuntime, list[Any]] = {}
         for m, version, vs in touched:
             n = len(vs.pos)
             if n == 0:
@@ -488,6 +664,13 @@ class Engine:
 
                 hits = detect.feed_scores(vs.dets, num[:, m.spec.prediction.column], pos)
                 out.extend(self._detector_outputs(m, version, hits))
+            if vs.warmup is not None:
+                num, cat, pos, ts = self._warm(m, version, vs, num, cat, pos, ts)
+                if not pos.shape[0]:
+                    continue
+            if m.spec.mode == "version":  # all versions of the monitor together, below
+                versus.setdefault(m, []).append((version, vs, num, cat, pos, ts))
+                continue
             w = vs.window
             if isinstance(w, CountWindow):
                 for total in w.append(num, cat, pos, ts):
@@ -506,6 +689,8 @@ class Engine:
                 out.extend(
                     self._flush_segments(ps, m, version, vs, keys, num, cat, pos, ts, dropped)
                 )
+        for m, items in versus.items():
+            out.extend(self._flush_versus(ps, m, items))
         out.extend(self._advance_idle(ps, {m for m, _, _ in touched}))
         return out
 
@@ -681,7 +866,9 @@ class Engine:
         """Evaluate one window; ``seq`` (events counted, or the window's end time for time
         windows) makes alert ids stable under re-processing."""
         t0 = time.perf_counter()
-        ev = evaluate(vs.spec or m.spec, window)
+        ev = self._evaluate_on_reference(ps, m, version, vs, window)
+        if ev is None:  # version mode: no baseline window to compare with yet
+            return []
         self.eval_hist.observe(time.perf_counter() - t0)
         end_ts = ev["window"].get("end_ts")
         ts = end_ts if end_ts is not None else float("nan")
@@ -709,6 +896,8 @@ class Engine:
             "state": vs.policy.state,
             "reason": reason,
         }
+        if "reference" in ev:  # warmup / version references change per version or window
+            evaluation["reference"] = ev["reference"]
         out = [evaluation]
         if vs.dets:
             from driftd.runtime import detect
@@ -780,7 +969,7 @@ class Engine:
                 "end_position": w["end_position"],
                 "events": w["events"],
             },
-            "reference": (vs.spec or m.spec).profile.id,
+            "reference": ev.get("reference", (vs.spec or m.spec).profile.id),
             "reason": reason,
         }
         if ps.key:
@@ -811,8 +1000,13 @@ class Engine:
         self, m: MonitorRuntime, version: str, ps: PartitionState | None = None
     ) -> str | None:
         """The version that served before ``version`` (first-appearance order in the stream),
-        else the monitor's configured fallback."""
+        else the monitor's configured fallback. In version reference mode: the baseline."""
         parts = [ps] if ps is not None else list(self.partitions.values())
+        if m.spec.mode == "version":
+            for p in parts:
+                base = self._baseline(p, m, version)
+                if base is not None:
+                    return base
         for p in parts:
             seen = p.model_versions.get(m.model, [])
             if version in seen:
@@ -899,6 +1093,29 @@ def _states(ps: PartitionState) -> list[tuple[str, str, VersionState]]:
     for mon, ver, vs in list(out):
         out.extend((mon, ver, child) for child in vs.segments.values())
     return out
+
+
+def _snapshot_reference(
+    vs: VersionState, entry: dict[str, Any], arrays: dict[str, Any], prefix: str
+) -> None:
+    if vs.warmup is not None:
+        entry["warmup"] = True
+        for name, arr in vs.warmup.snapshot().items():
+            arrays[f"{prefix}w.{name}"] = arr
+    elif vs.ref_spec is not None:
+        entry["reference"] = refmodes.profile_state(vs.ref_spec.profile, arrays, prefix + "r.")
+
+
+def _recode_window(
+    arrays: dict[str, npt.NDArray[Any]], recode: list[npt.NDArray[np.int64]] | None
+) -> dict[str, npt.NDArray[Any]]:
+    """Saved window arrays with their category codes translated to the current dictionary."""
+    if recode is None or "cat" not in arrays:
+        return arrays
+    cat = np.array(arrays["cat"], dtype=np.int32, copy=True)
+    for j, lut in enumerate(recode):
+        cat[:, j] = lut[cat[:, j]]
+    return {**arrays, "cat": cat}
 
 
 def _split(state: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
             "rollback_to": engine.rollback_to(m, v),
             "last_evaluation": ev,
         }
+        if vs.warmup is not None:  # reference: {type: warmup} still collecting
+            versions[v]["warmup"] = {"events": vs.warmup.seen, "needed": vs.warmup.need}
     if m.segment_by:
         _add_segments(engine, m, versions)
     order = engine.version_order(m.model)
