@@ -149,10 +149,12 @@ class DriftdCollector(Collector):
                 buckets=buckets,
                 sum_value=h.sum,
             )
+            perf = _performance(e) if e.perf is not None else []
         yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
         yield last_eval
         yield hist
         yield dets
+        yield from perf
         deliveries = CounterMetricFamily(
             "driftd_webhook_deliveries", "Webhook delivery outcomes", labels=["action", "outcome"]
         )
@@ -177,6 +179,81 @@ class DriftdCollector(Collector):
         info = GaugeMetricFamily("driftd_build_info", "driftd build", labels=["version"])
         info.add_metric([__version__], 1.0)
         yield info
+
+
+def _performance(e: Engine) -> list[Metric]:
+    """Delayed-label performance families (caller holds the engine lock)."""
+    assert e.perf is not None
+    value = GaugeMetricFamily(
+        "driftd_performance",
+        "Latest model-performance metric on the version's labelled window",
+        labels=["monitor", "model_version", "metric"],
+    )
+    degraded = GaugeMetricFamily(
+        "driftd_performance_degraded",
+        "1 while a performance.degraded alert is open for the monitor and version",
+        labels=["monitor", "model_version"],
+    )
+    labelled = CounterMetricFamily(
+        "driftd_labelled_events",
+        "Predictions joined to their label (labelled events), by version",
+        labels=["monitor", "model_version"],
+    )
+    labels = CounterMetricFamily(
+        "driftd_labels",
+        "Label events by outcome: joined, late (after the horizon), orphaned (no prediction), "
+        "duplicate",
+        labels=["monitor", "outcome"],
+    )
+    unlabelled = CounterMetricFamily(
+        "driftd_predictions_unlabelled",
+        "Predictions dropped without a label: expired (horizon passed) or evicted (max_pending)",
+        labels=["monitor", "reason"],
+    )
+    pending = GaugeMetricFamily(
+        "driftd_label_pending_predictions",
+        "Predictions waiting for their label",
+        labels=["monitor"],
+    )
+    early = GaugeMetricFamily(
+        "driftd_label_early_labels", "Labels waiting for their prediction", labels=["monitor"]
+    )
+    no_id = CounterMetricFamily(
+        "driftd_predictions_without_event_id",
+        "Accepted predictions that cannot be joined (no usable event_id)",
+        labels=["monitor"],
+    )
+    lag = HistogramMetricFamily(
+        "driftd_label_lag_seconds",
+        "Label lag (label time minus prediction time) of joined predictions",
+        labels=["monitor"],
+    )
+    out: list[Metric] = [value, degraded, labelled, labels, unlabelled, pending, early, no_id, lag]
+    for mp in e.perf.monitors.values():
+        j = mp.joiner
+        c = j.counters()
+        for key, outcome in (("joined", "joined"), ("late", "late"), ("orphaned", "orphaned"),
+                             ("duplicates", "duplicate")):  # fmt: skip
+            labels.add_metric([mp.name, outcome], c[key])
+        unlabelled.add_metric([mp.name, "expired"], c["expired"])
+        unlabelled.add_metric([mp.name, "evicted"], c["evicted"])
+        pending.add_metric([mp.name], c["pending"])
+        early.add_metric([mp.name], c["early"])
+        no_id.add_metric([mp.name], e.perf.missing_event_id.get(mp.name, 0))
+        for version, vp in sorted(mp.versions.items()):
+            labelled.add_metric([mp.name, version], vp.window.total)
+            degraded.add_metric([mp.name, version], 1.0 if vp.policy.state == "alerting" else 0.0)
+            if vp.latest is not None:
+                for metric, v in vp.latest["metrics"].items():
+                    if v is not None:
+                        value.add_metric([mp.name, version, metric], v)
+        cum, total = j.lag_histogram()
+        lag.add_metric(
+            [mp.name],
+            [("+Inf" if b == float("inf") else _fmt(b), n) for b, n in cum],
+            sum_value=total,
+        )
+    return out
 
 
 def _fmt(b: float) -> str:
