@@ -94,6 +94,42 @@ def generate(
         )
 
 
+def labels_for(
+    events: list[bytes],
+    *,
+    score_shift: float = 0.0,
+    seed: int = 0,
+    lag_s: tuple[float, float] = (1.0, 60.0),
+) -> list[bytes]:
+    """Delayed ground truth for ``events`` (from :func:`generate` with the same
+    ``score_shift``): ``label`` 1 = the loan was repaid, 0 = it defaulted, drawn with the
+    probability the calibrated v1 model gives (the score with the shift taken out), arriving
+    ``lag_s`` (uniform) after the prediction. Returned in label-time order, so they come out
+    of order with respect to their predictions."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    out: list[tuple[float, bytes]] = []
+    for raw in events:
+        e = orjson.loads(raw)
+        s = min(max(float(e["prediction"]), 1e-12), 1 - 1e-12)
+        p_repaid = 1.0 / (1.0 + np.exp(-(np.log(s / (1 - s)) - score_shift)))
+        label = int(rng.random() < p_repaid)
+        ts = datetime.fromisoformat(e["ts"]) + timedelta(seconds=float(rng.uniform(*lag_s)))
+        out.append(
+            (
+                ts.timestamp(),
+                orjson.dumps(
+                    {
+                        "event_id": e["event_id"],
+                        "label": label,
+                        "ts": ts.isoformat().replace("+00:00", "Z"),
+                    }
+                ),
+            )
+        )
+    out.sort(key=lambda x: x[0])
+    return [b for _, b in out]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=10_000)
