@@ -51,7 +51,7 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
         else next((v for v in reversed(order) if v in versions), None)
     )
     top = versions.get(current) if current is not None else None
-    return {
+    view = {
         "name": m.name,
         "model": m.model,
         "model_version": current,
@@ -61,6 +61,19 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
         "rollback_to": top["rollback_to"] if top else None,
         "versions": versions,
     }
+    mp = engine.perf.monitors.get(m.name) if engine.perf is not None else None
+    if mp is not None:  # delayed-label performance, per version (same jsonPath style)
+        view["performance"] = {
+            v: {
+                "degraded": vp.policy.state == "alerting",
+                "state": vp.policy.state,
+                "labelled_events": vp.window.total,
+                "open_alert_id": vp.policy.open_alert_id,
+                "last_evaluation": vp.latest,
+            }
+            for v, vp in sorted(mp.versions.items())
+        }
+    return view
 
 
 GATES_PREFIX = "/api/v1/gates/"
