@@ -87,8 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--audit", help="also write the alert-decision audit log (JSONL) here")
     rp.add_argument(
         "--labels",
-        help="label events (JSONL: event_id, label, ts) for performance monitors; each is fed "
-        "once the replayed predictions' event time reaches its ts",
+        action="append",
+        metavar="FILE",
+        help="label events (JSONL: event_id, label, ts) for performance monitors, each file in "
+        "label-time order (repeatable; merged by ts); a label is fed once the replayed "
+        "predictions' event time reaches its ts",
     )
 
     prof = sub.add_parser("profile", help="reference profiles")
@@ -254,12 +257,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for p in args.files:
         if p != "-" and not Path(p).is_file():
             raise ConfigError("files", f"{p} is not a readable file")
-    if args.labels is not None and not Path(args.labels).is_file():
-        raise ConfigError("--labels", f"{args.labels} is not a readable file")
+    for p in args.labels or []:
+        if not Path(p).is_file():
+            raise ConfigError("--labels", f"{p} is not a readable file")
     engine = Engine(cfg)
-    if args.labels is not None and engine.perf is None:
+    if args.labels and engine.perf is None:
         raise ConfigError("--labels", "no monitor has a performance block")
-    labels = _LabelFeed(args.labels, cfg) if args.labels is not None else None
+    labels = _LabelFeed(args.labels, cfg) if args.labels else None
     dead = open_dead_letter(cfg.dead_letter, cfg.kafka)
     engine.collect_rejects = dead is not None
     audit = AuditLog(Path(args.audit)) if args.audit else None
@@ -312,27 +316,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 class _LabelFeed:
-    """A label file read in order, handed out as the replay's event time passes each label's
-    ``ts`` (a label without a readable ts is due at once; the engine counts it if bad)."""
+    """Label files, each read in order and merged by ``ts``, handed out as the replay's event
+    time passes each label's ``ts`` (a label without a readable ts is due at once; the engine
+    counts it if it is bad). Positions count label lines over all files."""
 
-    def __init__(self, path: str, cfg: Any) -> None:
+    def __init__(self, paths: Sequence[str], cfg: Any) -> None:
         from driftd.decode import _getter
 
-        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._fhs = [open(p, "rb") for p in paths]  # noqa: SIM115 - closed by close()
         self._ts = _getter(cfg.schema_.timestamp)
         self._position = 0
-        self._next: tuple[float, RawRecord] | None = None
-        self._advance()
+        self._heads: list[tuple[float, int, bytes]] = []  # (due, file index, line) heap
+        for i in range(len(self._fhs)):
+            self._read(i)
 
-    def _advance(self) -> None:
+    def _read(self, i: int) -> None:
+        import heapq
+
         from driftd.decode import Reject, parse_ts
 
-        line = self._fh.readline()
+        line = self._fhs[i].readline()
         if not line:
-            self._next = None
             return
         line = line.rstrip(b"\r\n")
-        self._position += 1
         due = float("-inf")
         try:
             obj = orjson.loads(line)
@@ -341,17 +347,22 @@ class _LabelFeed:
                 due = parse_ts(raw)
         except (orjson.JSONDecodeError, Reject):
             pass
-        self._next = (due, RawRecord(line, self._position, None, topic=""))
+        heapq.heappush(self._heads, (due, i, line))
 
     def until(self, watermark: float) -> list[RawRecord]:
+        import heapq
+
         out: list[RawRecord] = []
-        while self._next is not None and self._next[0] <= watermark:
-            out.append(self._next[1])
-            self._advance()
+        while self._heads and self._heads[0][0] <= watermark:
+            _, i, line = heapq.heappop(self._heads)
+            self._position += 1
+            out.append(RawRecord(line, self._position, None))
+            self._read(i)
         return out
 
     def close(self) -> None:
-        self._fh.close()
+        for fh in self._fhs:
+            fh.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

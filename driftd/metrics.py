@@ -129,6 +129,8 @@ class DriftdCollector(Collector):
                 labels=["monitor", "model_version", "detector"],
             )
             det_counts = dict(e.detector_drifts)
+            if e.perf is not None:  # river detectors on the labelled error stream
+                det_counts.update(e.perf.detector_drifts)
             for m in e.monitors:  # attached detectors are exported from 0
                 for version, vs in e.version_states(m).items():
                     for a in vs.dets:

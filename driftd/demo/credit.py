@@ -5,7 +5,7 @@ update of the story: same applicants, but its scores are shifted up, so the appr
 (score ≥ 0.5) jumps. Optional input drift (``income_shift``) moves applicants' incomes.
 
 ``python -m driftd.demo.credit --events N --version v1 [--seed S] [--score-shift X]`` writes
-JSONL to stdout.
+JSONL to stdout; ``--labels FILE`` also writes their delayed labels (:func:`labels_for`).
 """
 
 from __future__ import annotations
@@ -137,16 +137,29 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score-shift", type=float, default=0.0)
     ap.add_argument("--income-shift", type=float, default=0.0)
+    ap.add_argument("--rate", type=float, default=1000.0, help="events per second of event time")
+    ap.add_argument("--start-s", type=float, default=0.0, help="first event this many seconds "
+                    "after 2026-11-26T12:00:00Z")  # fmt: skip
+    ap.add_argument("--labels", help="also write delayed labels (labels_for) to this file")
     a = ap.parse_args()
     out = sys.stdout.buffer
-    for line in generate(
-        a.events,
-        version=a.version,
-        seed=a.seed,
-        score_shift=a.score_shift,
-        income_shift=a.income_shift,
-    ):
+    events = list(
+        generate(
+            a.events,
+            version=a.version,
+            seed=a.seed,
+            score_shift=a.score_shift,
+            income_shift=a.income_shift,
+            start=datetime(2026, 11, 26, 12, 0, tzinfo=UTC) + timedelta(seconds=a.start_s),
+            rate_per_s=a.rate,
+        )
+    )
+    for line in events:
         out.write(line + b"\n")
+    if a.labels:
+        with open(a.labels, "wb") as fh:
+            for line in labels_for(events, score_shift=a.score_shift, seed=a.seed):
+                fh.write(line + b"\n")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,6 @@ class VersionPerf:
     policy: PolicyState = field(default_factory=PolicyState)
     next_eval: int = 0  # window.total at which the next evaluation is due
     latest: dict[str, Any] | None = None  # last performance evaluation output
-    detector: ErrorStreamDetector | None = None
 
 
 class MonitorPerf:
@@ -105,6 +104,9 @@ class MonitorPerf:
         )
         self.versions: dict[str, VersionPerf] = {}
         self.fingerprint = perf_fingerprint(cfg)
+        # One detector on the monitor's error stream in join order (across versions), so a
+        # rollout that raises the error rate is a change point in it.
+        self.detector = ErrorStreamDetector(cfg.detector) if cfg.detector is not None else None
 
     def version(self, name: str) -> VersionPerf:
         vp = self.versions.get(name)
@@ -112,8 +114,6 @@ class MonitorPerf:
             vp = self.versions[name] = VersionPerf(
                 LabelledWindow(self.cfg.window), next_eval=self.cfg.every
             )
-            if self.cfg.detector is not None:
-                vp.detector = ErrorStreamDetector(self.cfg.detector)
         return vp
 
 
@@ -327,14 +327,14 @@ class PerfRuntime:
         boundary (so evaluation points do not depend on how events were batched)."""
         out: list[dict[str, Any]] = []
         every = mp.cfg.every
+        if mp.detector is not None:
+            upd = mp.detector.update(
+                error_stream(mp.cfg.task, pairs.score, pairs.label, threshold=mp.cfg.threshold)
+            )
+            for i in upd.detections:
+                out.append(self._detector_output(mp, pairs, i, position))
         for version, p in pairs.by_version().items():
             vp = mp.version(version)
-            if vp.detector is not None:
-                upd = vp.detector.update(
-                    error_stream(mp.cfg.task, p.score, p.label, threshold=mp.cfg.threshold)
-                )
-                for i in upd.detections:
-                    out.append(self._detector_output(mp, version, vp, p, i, position))
             i, n = 0, len(p)
             while i < n:
                 take = min(n - i, max(1, vp.next_eval - vp.window.total))
@@ -347,10 +347,12 @@ class PerfRuntime:
         return out
 
     def _detector_output(
-        self, mp: MonitorPerf, version: str, vp: VersionPerf, p: JoinedPairs, i: int, pos: int
+        self, mp: MonitorPerf, pairs: JoinedPairs, i: int, pos: int
     ) -> dict[str, Any]:
-        assert vp.detector is not None
-        name = f"performance_{vp.detector.name}"
+        """A detection at joined pair ``i`` of the batch: named after that pair's version."""
+        assert mp.detector is not None
+        name = f"performance_{mp.detector.name}"
+        version = pairs.version_names[int(pairs.version[i])]
         self.detector_drifts[(mp.name, version, name)] += 1
         log.info("detector %s flagged monitor=%s version=%s", name, mp.name, version)
         return {
@@ -360,7 +362,7 @@ class PerfRuntime:
             "model_version": version,
             "detector": name,
             "position": pos,
-            "labelled_events": vp.window.total + i + 1,
+            "errors_seen": mp.detector.n_seen,
         }
 
     # ------------------------------------------------------------------ evaluation
@@ -527,9 +529,6 @@ class PerfRuntime:
                         "policy": vp.policy.to_json(),
                         "next_eval": vp.next_eval,
                         "latest": vp.latest,
-                        "detector": _split(vp.detector.snapshot(), arrays, f"p{i}.v{k}.d.")
-                        if vp.detector is not None
-                        else None,
                     }
                 )
             monitors.append(
@@ -538,6 +537,9 @@ class PerfRuntime:
                     "fingerprint": mp.fingerprint,
                     "joiner": jmeta,
                     "versions": versions,
+                    "detector": _split(mp.detector.snapshot(), arrays, f"p{i}.d.")
+                    if mp.detector is not None
+                    else None,
                 }
             )
         return {"format": SNAPSHOT_FORMAT, "monitors": monitors}, arrays
@@ -563,9 +565,7 @@ class PerfRuntime:
             for k, v in enumerate(saved["versions"]):
                 prefix = f"p{i}.v{k}."
                 cols = {
-                    key[len(prefix) :]: a
-                    for key, a in arrays.items()
-                    if key.startswith(prefix) and not key.startswith(prefix + "d.")
+                    key[len(prefix) :]: a for key, a in arrays.items() if key.startswith(prefix)
                 }
                 vp = VersionPerf(
                     LabelledWindow.restore(cols),
@@ -573,13 +573,10 @@ class PerfRuntime:
                     int(v["next_eval"]),
                     v.get("latest"),
                 )
-                if v.get("detector") is not None and mp.cfg.detector is not None:
-                    vp.detector = ErrorStreamDetector.restore(
-                        _join(v["detector"], arrays, prefix + "d.")
-                    )
-                elif mp.cfg.detector is not None:
-                    vp.detector = ErrorStreamDetector(mp.cfg.detector)
                 mp.versions[v["version"]] = vp
+            det = saved.get("detector")
+            if det is not None and mp.cfg.detector == det["meta"]["name"]:
+                mp.detector = ErrorStreamDetector.restore(_join(det, arrays, f"p{i}.d."))
             log.info(
                 "restored performance state of %s: %d pending predictions, %d versions",
                 mp.name,
