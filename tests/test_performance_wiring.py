@@ -33,6 +33,7 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def replay(tmp: Path, cfg: Path, preds: list[bytes], labels: list[bytes] | None) -> list[Any]:
     src = write_lines(tmp / "preds.jsonl", preds)
     args = ["replay", "-c", str(cfg), str(src), "--out", str(tmp / "out.jsonl"), "--batch", "500"]
+    args += ["--audit", str(tmp / "audit.jsonl")]
     if labels is not None:
         args += ["--labels", str(write_lines(tmp / "labels.jsonl", labels))]
     assert main(args) == 0
@@ -73,6 +74,14 @@ def test_replay_flags_worse_version_at_pinned_position(tmp_path: Path, profile: 
     assert a["difference"] == pytest.approx(a["current"] - a["baseline"], abs=1e-12)
     v2 = perf_lines(out, "v2")
     assert [e["state"] for e in v2[:2]] == ["pending", "alerting"]
+    # the audit log has the held breach, then the alert with its full payload
+    audit = read_jsonl(tmp_path / "audit.jsonl")
+    assert [(r["decision"], r.get("kind"), r["reason"]) for r in audit[:3]] == [
+        ("hold", "performance", "breach 1 of 2 needed"),
+        ("hold", "performance", "2 consecutive breaching evaluations"),  # as drift evaluations
+        ("performance.degraded", None, "2 consecutive breaching evaluations"),
+    ]
+    assert audit[0]["breaches"][0]["metric"] == "accuracy" and audit[2]["id"] == a["id"]
     assert all(not e["degraded"] for e in perf_lines(out, "v1"))
     s = out[-1]
     assert s["type"] == "summary" and s["labels"] == len(labels)
@@ -220,6 +229,32 @@ def test_error_stream_detector_fires_after_the_switch(
         "worse": [("v2", position, errors_seen, f"performance_{detector}")],
         "equal": [],
     }
+
+
+def test_unusable_or_changed_performance_state_starts_fresh(tmp_path: Path, profile: Path) -> None:
+    from driftd_testutil import LogLines
+
+    preds, labels = labelled_stream(v2_shift=0.0, n=3000, n2=10)
+    cfg = load_config(perf_config(tmp_path, profile=profile))
+    e = Engine(cfg)
+    e.process([RawRecord(v, i + 1, None) for i, v in enumerate(by_time(preds, labels))])
+    assert e.perf is not None
+    meta, arrays = e.perf.snapshot()
+    broken = {k: v for k, v in arrays.items() if not k.endswith(".pending")}
+    other = load_config(perf_config(tmp_path, profile=profile,
+                                    performance={**PERFORMANCE, "window": 1000}))  # fmt: skip
+    for config, arr, says in ((cfg, broken, "unusable"), (other, arrays, "changed")):
+        fresh = Engine(config)
+        assert fresh.perf is not None
+        with LogLines() as log:
+            fresh.perf.restore(meta, arr)
+        assert says in log.text
+        assert fresh.perf.monitors["credit"].joiner.pending == 0
+        assert fresh.perf.monitors["credit"].versions == {}
+    ok = Engine(cfg)
+    assert ok.perf is not None
+    ok.perf.restore(meta, arrays)
+    assert ok.perf.monitors["credit"].versions["v1"].window.total == 3000
 
 
 def test_late_orphaned_duplicate_and_bad_labels_are_counted(tmp_path: Path, profile: Path) -> None:

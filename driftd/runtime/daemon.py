@@ -131,7 +131,7 @@ class Daemon:
             return
         saved = self.store.load(self.perf_key)
         if saved is not None:
-            perf.restore(*saved)
+            perf.restore(*saved)  # unusable parts are logged and started fresh, never fatal
 
     def _save_perf(self, force: bool = False) -> None:
         """Persist the performance state (before any partition checkpoint: see

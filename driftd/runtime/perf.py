@@ -42,6 +42,7 @@ import orjson
 
 from driftd.config import Config, PerformanceConfig
 from driftd.decode import Reject, _getter, parse_ts
+from driftd.errors import StateError
 from driftd.performance import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -560,29 +561,46 @@ class PerfRuntime:
                     saved["monitor"],
                 )
                 continue
-            mp.joiner = LabelJoiner.restore(_join(saved["joiner"], arrays, f"p{i}.j."))
-            mp.versions = {}
-            for k, v in enumerate(saved["versions"]):
-                prefix = f"p{i}.v{k}."
-                cols = {
-                    key[len(prefix) :]: a for key, a in arrays.items() if key.startswith(prefix)
-                }
-                vp = VersionPerf(
-                    LabelledWindow.restore(cols),
-                    PolicyState.from_json(v["policy"]),
-                    int(v["next_eval"]),
-                    v.get("latest"),
+            try:
+                joiner, versions, detector = self._restore_one(mp, i, saved, arrays)
+            except (StateError, KeyError, TypeError, ValueError, IndexError) as exc:
+                log.error(
+                    "performance checkpoint: state of monitor %s is unusable (%r); starting "
+                    "its join and windows fresh",
+                    mp.name,
+                    exc,
                 )
-                mp.versions[v["version"]] = vp
-            det = saved.get("detector")
-            if det is not None and mp.cfg.detector == det["meta"]["name"]:
-                mp.detector = ErrorStreamDetector.restore(_join(det, arrays, f"p{i}.d."))
+                continue
+            mp.joiner, mp.versions = joiner, versions
+            if detector is not None:
+                mp.detector = detector
             log.info(
                 "restored performance state of %s: %d pending predictions, %d versions",
                 mp.name,
                 mp.joiner.pending,
                 len(mp.versions),
             )
+
+    @staticmethod
+    def _restore_one(
+        mp: MonitorPerf, i: int, saved: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]
+    ) -> tuple[LabelJoiner, dict[str, VersionPerf], ErrorStreamDetector | None]:
+        joiner = LabelJoiner.restore(_join(saved["joiner"], arrays, f"p{i}.j."))
+        versions: dict[str, VersionPerf] = {}
+        for k, v in enumerate(saved["versions"]):
+            prefix = f"p{i}.v{k}."
+            cols = {key[len(prefix) :]: a for key, a in arrays.items() if key.startswith(prefix)}
+            window = LabelledWindow.restore(cols)
+            if window.size != mp.cfg.window:
+                raise StateError(f"window of {window.size} events, configured {mp.cfg.window}")
+            versions[str(v["version"])] = VersionPerf(
+                window, PolicyState.from_json(v["policy"]), int(v["next_eval"]), v.get("latest")
+            )
+        det = saved.get("detector")
+        detector = None
+        if det is not None and mp.cfg.detector == det["meta"]["name"]:
+            detector = ErrorStreamDetector.restore(_join(det, arrays, f"p{i}.d."))
+        return joiner, versions, detector
 
     # ------------------------------------------------------------------ read side
 
