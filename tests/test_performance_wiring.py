@@ -342,3 +342,43 @@ def test_performance_metrics_pass_promtool(tmp_path: Path, profile: Path) -> Non
     assert promtool is not None, "promtool (Debian package prometheus) is needed"
     r = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r
+
+
+def test_recovered_version_resolves_the_alert(tmp_path: Path, profile: Path) -> None:
+    from datetime import timedelta
+
+    from perf_workload import RATE_PER_S, T0
+
+    from driftd.demo.credit import generate, labels_for
+
+    preds: list[bytes] = []
+    labels: list[bytes] = []
+    # v1 good; v2 bad for 4000 predictions, then (same version, fixed) good for 6000 more
+    for k, (version, shift, n, start) in enumerate(
+        [("v1", 0.0, 4000, 0.0), ("v2", BAD_SHIFT, 4000, 80.0), ("v2", 0.0, 6000, 160.0)]
+    ):
+        at = T0 + timedelta(seconds=start)
+        ev = list(generate(n, version=version, seed=60 + k, score_shift=shift,
+                           rate_per_s=RATE_PER_S, start=at, id_prefix=f"p{k}-"))  # fmt: skip
+        preds += ev
+        labels += labels_for(ev, score_shift=shift, seed=60 + k)
+    cfg = load_config(perf_config(tmp_path, profile=profile))
+    engine = Engine(cfg)
+    stream = by_time(preds, labels)
+    out = [
+        o
+        for i in range(0, len(stream), 1000)
+        for o in engine.process(
+            [RawRecord(v, i + k + 1, None) for k, v in enumerate(stream[i : i + 1000])]
+        )
+    ]
+    degraded, resolved = alerts(out)
+    assert degraded["event"] == "performance.degraded" and degraded["severity"] == "critical"
+    assert resolved["event"] == "performance.resolved" and resolved["severity"] == "info"
+    assert resolved["resolves"] == degraded["id"] and resolved["model_version"] == "v2"
+    assert resolved["reason"] == "2 consecutive clean evaluations"
+    assert resolved["window"]["labelled_events"] > degraded["window"]["labelled_events"] + 2000
+    assert engine.perf is not None
+    assert engine.perf.monitors["credit"].versions["v2"].policy.state == "ok"
+    payload = Engine.webhook_payload(resolved)
+    assert payload["type"] == "performance.resolved" and payload["id"] == resolved["id"]
