@@ -134,3 +134,81 @@ def test_worse_version_flagged_equal_version_not_across_restart(
         assert d.terminate() == 0
     assert sum(committed_offsets(kafka_bootstrap, group, labels_topic).values()) == len(labels)
     assert sum(committed_offsets(kafka_bootstrap, group, preds_topic).values()) == 4 * N
+
+
+@pytest.mark.kafka
+def test_kill9_mid_join_counts_every_label_once(
+    tmp_path: Path,
+    profile: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    driftd_proc: Callable[..., Driftd],
+) -> None:
+    import threading
+
+    import yaml
+
+    preds_topic = make_topic(partitions=1, prefix="perf9-preds")
+    labels_topic = make_topic(partitions=2, prefix="perf9-labels")
+    group = f"perf9-{preds_topic}"
+    preds, labels = labelled_stream(v2_shift=BAD_SHIFT, n=N, n2=N)
+    random.Random(8).shuffle(labels)
+    with WebhookSink(SECRET) as sink:
+        cfg = perf_config(tmp_path, profile=profile, label_topic=labels_topic,
+                          bootstrap=kafka_bootstrap, topic=preds_topic, group=group,
+                          webhook_url=sink.url)  # fmt: skip
+        doc = yaml.safe_load(cfg.read_text())
+        doc["kafka"]["max_poll_records"] = 200  # many small batches and checkpoints
+        cfg.write_text(yaml.safe_dump(doc))
+        produce(kafka_bootstrap, preds_topic, preds)
+        d = driftd_proc(cfg)
+        wait_until(d.ready, 60, "/readyz")
+
+        def total(d: Driftd, name: str, **labels: str) -> float:
+            return metric_value(d.metrics(), name, **labels) or 0.0
+
+        wait_until(
+            lambda: total(d, "driftd_label_pending_predictions", monitor="credit") == 2 * N,
+            60,
+            "predictions pending",
+        )
+
+        def slowly() -> None:  # labels trickle in while driftd runs
+            for i in range(0, len(labels), 500):
+                produce(kafka_bootstrap, labels_topic, labels[i : i + 500])
+                time.sleep(0.3)
+
+        producer = threading.Thread(target=slowly)
+        producer.start()
+        wait_until(
+            lambda: total(d, "driftd_labels_total", monitor="credit", outcome="joined") >= 1500,
+            60,
+            "some labels joined",
+        )
+        at_kill = total(d, "driftd_labels_total", monitor="credit", outcome="joined")
+        d.kill()  # SIGKILL mid-join: no drain, no final checkpoint
+        producer.join(60)
+        assert at_kill < 2 * N  # the crash really came in the middle
+        d = driftd_proc(cfg)
+        wait_until(d.ready, 60, "/readyz after SIGKILL")
+
+        def labelled(version: str) -> float:
+            return total(d, "driftd_labelled_events_total", monitor="credit", model_version=version)
+
+        wait_until(lambda: labelled("v1") == N and labelled("v2") == N, 60, "all labels joined")
+        time.sleep(1.0)  # nothing is counted twice, later either
+        m = d.metrics()
+        assert labelled("v1") == N and labelled("v2") == N
+        assert metric_value(m, "driftd_labels_total", monitor="credit", outcome="joined") == 2 * N
+        assert metric_value(m, "driftd_label_pending_predictions", monitor="credit") == 0
+        assert metric_value(m, "driftd_labels_total", monitor="credit", outcome="orphaned") == 0
+        assert sink.wait_for(1, timeout_s=30)
+        ids = {
+            orjson.loads(r.body)["id"]
+            for r in sink.requests
+            if orjson.loads(r.body)["type"] == "performance.degraded"
+        }
+        assert len(ids) == 1  # re-raised after the crash at most under the same id
+        assert d.terminate() == 0
+        assert "restored performance state of credit" in d.log_text()
+    assert sum(committed_offsets(kafka_bootstrap, group, labels_topic).values()) == len(labels)
