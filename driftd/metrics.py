@@ -221,9 +221,9 @@ def _performance(e: Engine) -> list[Metric]:
         "driftd_label_early_labels", "Labels waiting for their prediction", labels=["monitor"]
     )
     no_id = CounterMetricFamily(
-        "driftd_predictions_without_event_id",
-        "Accepted predictions that cannot be joined (no usable event_id)",
-        labels=["monitor"],
+        "driftd_predictions_unjoinable",
+        "Accepted predictions the label join cannot take: no_event_id, too_many_versions",
+        labels=["monitor", "reason"],
     )
     lag = HistogramMetricFamily(
         "driftd_label_lag_seconds",
@@ -241,7 +241,8 @@ def _performance(e: Engine) -> list[Metric]:
         unlabelled.add_metric([mp.name, "evicted"], c["evicted"])
         pending.add_metric([mp.name], c["pending"])
         early.add_metric([mp.name], c["early"])
-        no_id.add_metric([mp.name], e.perf.missing_event_id.get(mp.name, 0))
+        for reason in ("no_event_id", "too_many_versions"):
+            no_id.add_metric([mp.name, reason], e.perf.unjoinable.get((mp.name, reason), 0))
         for version, vp in sorted(mp.versions.items()):
             labelled.add_metric([mp.name, version], vp.window.total)
             degraded.add_metric([mp.name, version], 1.0 if vp.policy.state == "alerting" else 0.0)

@@ -161,7 +161,7 @@ def _scrape(engine: Engine) -> dict[tuple[str, tuple[str, ...]], float]:
 
     out: dict[tuple[str, tuple[str, ...]], float] = {}
     body = generate_latest(build_registry(engine)).decode()
-    order = ("monitor", "model_version", "metric", "outcome", "reason")
+    order = ("monitor", "model_version", "metric", "outcome", "reason")  # as declared
     for fam in text_string_to_metric_families(body):
         for smp in fam.samples:
             vals = tuple(smp.labels[k] for k in order if k in smp.labels)
@@ -231,6 +231,17 @@ def test_error_stream_detector_fires_after_the_switch(
     }
 
 
+def test_daemon_without_performance_does_not_import_river() -> None:
+    import subprocess
+    import sys
+
+    # river (the error-stream detectors) costs ~0.8 s of start-up; only performance monitors
+    # and river detectors load it
+    code = "import sys, driftd.runtime.daemon; print('river' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"
+
+
 def test_unusable_or_changed_performance_state_starts_fresh(tmp_path: Path, profile: Path) -> None:
     from driftd_testutil import LogLines
 
@@ -274,6 +285,7 @@ def test_late_orphaned_duplicate_and_bad_labels_are_counted(tmp_path: Path, prof
         label(ids[1], "00:09", "yes"),  # bad_label: not a number
         b'{"event_id": "x", "label": 1, "ts": "yesterday"}',  # bad_timestamp
         preds[20],
+        preds[20].replace(b'"event_id":"', b'"id":"'),  # accepted, cannot be joined
     ]
     # Event time then moves on by more than the horizon (in a later batch: the joiner's clock
     # advances once per batch, before the batch's items).
@@ -285,13 +297,14 @@ def test_late_orphaned_duplicate_and_bad_labels_are_counted(tmp_path: Path, prof
     assert (c["joined"], c["duplicates"], c["orphaned"], c["late"]) == (1, 1, 1, 1)
     s = engine.summary()
     assert s["rejected"] == {"bad_label": 1, "bad_timestamp": 1, "missing_model": 1}
-    assert s["accepted"] == 21 and s["labels"] == 4
+    assert s["accepted"] == 22 and s["labels"] == 4
     assert s["events"] == s["accepted"] + s["labels"] + sum(s["rejected"].values())
     m = _scrape(engine)
     for outcome, n in (("joined", 1), ("duplicate", 1), ("orphaned", 1), ("late", 1)):
         assert m[("driftd_labels_total", ("credit", outcome))] == n
     assert m[("driftd_predictions_unlabelled_total", ("credit", "expired"))] == 20
     assert m[("driftd_label_lag_seconds_count", ("credit",))] == 1
+    assert m[("driftd_predictions_unjoinable_total", ("credit", "no_event_id"))] == 1
 
 
 @pytest.mark.parametrize(

@@ -34,9 +34,8 @@ from driftd.errors import ConfigError, SourceError, StateError
 from driftd.metrics import build_registry
 from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
-from driftd.runtime.perf import CHECKPOINT_KEY
 from driftd.sources.kafka import KafkaSource
-from driftd.state.checkpoint import CheckpointStore
+from driftd.state.checkpoint import PERFORMANCE_KEY, CheckpointStore
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class Daemon:
         suffix = f"worker-{worker}" if worker is not None else ""
         # Performance state is per process (labels and predictions meet in it), so each
         # worker keeps its own entry beside the per-partition checkpoints.
-        self.perf_key = CHECKPOINT_KEY + (f".{suffix}" if suffix else "")
+        self.perf_key = PERFORMANCE_KEY + (f".{suffix}" if suffix else "")
         self._restore_perf()
         if self.engine.perf is not None and worker is not None:
             log.warning(

@@ -56,8 +56,10 @@ from driftd.performance import (
     error_stream,
     regression_metrics,
 )
+from driftd.performance.join import MAX_VERSIONS
 from driftd.performance.metrics import json_metrics
 from driftd.policy import Policy, PolicyState, alert_id
+from driftd.state.checkpoint import PERFORMANCE_KEY
 from driftd.types import RawRecord
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_KEY = "__performance__"
+CHECKPOINT_KEY = PERFORMANCE_KEY
 SNAPSHOT_FORMAT = 1
 # Label outcomes exported as driftd_labels_total{outcome}: joiner counter → outcome label.
 LABEL_OUTCOMES = {"joined": "joined", "late": "late", "orphaned": "orphaned",
@@ -108,6 +110,21 @@ class MonitorPerf:
         # One detector on the monitor's error stream in join order (across versions), so a
         # rollout that raises the error rate is a change point in it.
         self.detector = ErrorStreamDetector(cfg.detector) if cfg.detector is not None else None
+        self._full_logged = False
+
+    def has_room_for(self, version: str) -> bool:
+        j = self.joiner
+        if version in j.version_names or len(j.version_names) < MAX_VERSIONS:
+            return True
+        if not self._full_logged:
+            self._full_logged = True
+            log.error(
+                "monitor %s: more than %d model versions; predictions of new versions are "
+                "not joined (counted in driftd_predictions_unjoinable_total)",
+                self.name,
+                MAX_VERSIONS,
+            )
+        return False
 
     def version(self, name: str) -> VersionPerf:
         vp = self.versions.get(name)
@@ -171,7 +188,8 @@ class PerfRuntime:
         self._labels: list[tuple[str | None, str, float, float]] = []
         # process-lifetime counters (Prometheus)
         self.labels_read = 0  # label events taken (label topics, label files, label lines)
-        self.missing_event_id: Counter[str] = Counter()  # monitor → predictions without an id
+        # (monitor, reason) → accepted predictions the join cannot take
+        self.unjoinable: Counter[tuple[str, str]] = Counter()
         self.detector_drifts: Counter[tuple[str, str, str]] = Counter()
         self.dirty = False
 
@@ -312,8 +330,13 @@ class PerfRuntime:
                         lab_ts.append(ts)
             for mp in self.by_model[model]:
                 if missing:
-                    self.missing_event_id[mp.name] += missing
+                    self.unjoinable[(mp.name, "no_event_id")] += missing
                 if not ids:
+                    continue
+                if not mp.has_room_for(version):
+                    # the joiner codes versions in 15 bits: a stream inventing versions
+                    # without end is counted, not a crash
+                    self.unjoinable[(mp.name, "too_many_versions")] += len(ids)
                     continue
                 pairs = mp.joiner.add_predictions(ids, version, scores, times)
                 if len(pairs):
