@@ -132,11 +132,11 @@ class Daemon:
         if saved is not None:
             perf.restore(*saved)  # unusable parts are logged and started fresh, never fatal
 
-    def _save_perf(self, force: bool = False) -> None:
+    def _save_perf(self) -> None:
         """Persist the performance state (before any partition checkpoint: see
         driftd.runtime.perf for why that order keeps the join exact)."""
         perf = self.engine.perf
-        if perf is None or not (perf.dirty or force):
+        if perf is None or not perf.dirty:
             return
         with self.engine.lock:
             meta, arrays = perf.snapshot()
