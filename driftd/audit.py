@@ -33,6 +33,22 @@ def decisions(outputs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         if o["type"] == "alert":
             out.append({"ts": _now(), "decision": o["event"], **o})
             continue
+        if o["type"] == "performance":
+            if o["degraded"] or o["state"] != "ok":
+                out.append(
+                    {
+                        "ts": _now(),
+                        "decision": "hold" if o["degraded"] else "count_clean",
+                        "reason": o["reason"],
+                        "monitor": o["monitor"],
+                        "model_version": o["model_version"],
+                        "state": o["state"],
+                        "kind": "performance",
+                        "window": o["window"],
+                        "breaches": [c for c in o["comparisons"].values() if c["degraded"]],
+                    }
+                )
+            continue
         if o["type"] != "evaluation":
             continue
         state, reason = o["state"], o.get("reason", "")

@@ -19,6 +19,7 @@ import yaml
 
 from driftd import __version__
 from driftd.errors import ConfigError, DriftdError, SourceError, StateError
+from driftd.types import RawRecord
 
 log = logging.getLogger("driftd")
 
@@ -84,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="write JSONL here instead of stdout")
     rp.add_argument("--batch", type=int, default=5000, help="micro-batch size")
     rp.add_argument("--audit", help="also write the alert-decision audit log (JSONL) here")
+    rp.add_argument(
+        "--labels",
+        action="append",
+        metavar="FILE",
+        help="label events (JSONL: event_id, label, ts) for performance monitors, each file in "
+        "label-time order (repeatable; merged by ts); a label is fed once the replayed "
+        "predictions' event time reaches its ts",
+    )
 
     prof = sub.add_parser("profile", help="reference profiles")
     psub = prof.add_subparsers(dest="profile_command", required=True, parser_class=_Parser)
@@ -276,7 +285,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for p in args.files:
         if p != "-" and not Path(p).is_file():
             raise ConfigError("files", f"{p} is not a readable file")
+    for p in args.labels or []:
+        if not Path(p).is_file():
+            raise ConfigError("--labels", f"{p} is not a readable file")
     engine = Engine(cfg)
+    if args.labels and engine.perf is None:
+        raise ConfigError("--labels", "no monitor has a performance block")
+    labels = _LabelFeed(args.labels, cfg) if args.labels else None
     dead = open_dead_letter(cfg.dead_letter, cfg.kafka)
     engine.collect_rejects = dead is not None
     audit = AuditLog(Path(args.audit)) if args.audit else None
@@ -293,13 +308,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 continue
             progress.update(sum(len(r.value or b"") + 1 for r in batch), len(batch))
             outputs = engine.process(batch)
+            if labels is not None and engine.perf is not None:
+                due = labels.until(engine.perf.watermark())
+                if due:
+                    outputs += engine.process_labels(due, batch[-1].position)
             for o in outputs:
                 out.write(orjson.dumps(o, option=opts) + b"\n")
             if audit is not None:
                 audit.write(outputs)
             if dead is not None:
                 dead.write(engine.take_rejects())
-        final = engine.finish()  # close open time windows
+        final: list[dict[str, Any]] = []
+        if labels is not None:
+            rest = labels.until(float("inf"))
+            if rest:
+                final += engine.process_labels(rest, src.position)
+            labels.close()
+        final += engine.finish()  # close open time windows
         for o in final:
             out.write(orjson.dumps(o, option=opts) + b"\n")
         if audit is not None:
@@ -316,6 +341,56 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if audit is not None:
             audit.close()
     return 0
+
+
+class _LabelFeed:
+    """Label files, each read in order and merged by ``ts``, handed out as the replay's event
+    time passes each label's ``ts`` (a label without a readable ts is due at once; the engine
+    counts it if it is bad). Positions count label lines over all files."""
+
+    def __init__(self, paths: Sequence[str], cfg: Any) -> None:
+        from driftd.decode import _getter
+
+        self._fhs = [open(p, "rb") for p in paths]  # noqa: SIM115 - closed by close()
+        self._ts = _getter(cfg.schema_.timestamp)
+        self._position = 0
+        self._heads: list[tuple[float, int, bytes]] = []  # (due, file index, line) heap
+        for i in range(len(self._fhs)):
+            self._read(i)
+
+    def _read(self, i: int) -> None:
+        import heapq
+
+        from driftd.decode import Reject, parse_ts
+
+        line = self._fhs[i].readline()
+        if not line:
+            return
+        line = line.rstrip(b"\r\n")
+        due = float("-inf")
+        try:
+            obj = orjson.loads(line)
+            raw = self._ts(obj) if isinstance(obj, dict) else None
+            if raw is not None:
+                due = parse_ts(raw)
+        except (orjson.JSONDecodeError, Reject):
+            pass
+        heapq.heappush(self._heads, (due, i, line))
+
+    def until(self, watermark: float) -> list[RawRecord]:
+        import heapq
+
+        out: list[RawRecord] = []
+        while self._heads and self._heads[0][0] <= watermark:
+            _, i, line = heapq.heappop(self._heads)
+            self._position += 1
+            out.append(RawRecord(line, self._position, None))
+            self._read(i)
+        return out
+
+    def close(self) -> None:
+        for fh in self._fhs:
+            fh.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -67,6 +67,9 @@ class SecretRef(_Frozen):
 class KafkaConfig(_Frozen):
     bootstrap_servers: list[str] = ["localhost:9092"]
     topics: list[str] = ["predictions"]
+    # Topics carrying delayed labels (``{"event_id": …, "label": 1, "ts": …}``) for monitors
+    # with a ``performance`` block; consumed in the same group, committed the same way.
+    label_topics: list[str] = []
     group_id: str = "driftd"
     client_id: str = "driftd"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
@@ -89,7 +92,7 @@ class KafkaConfig(_Frozen):
     ssl_password: SecretStr | None = None
     ssl_check_hostname: bool = True
 
-    @field_validator("bootstrap_servers", "topics", mode="before")
+    @field_validator("bootstrap_servers", "topics", "label_topics", mode="before")
     @classmethod
     def _split_csv(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -102,6 +105,13 @@ class KafkaConfig(_Frozen):
         if not v:
             raise ValueError("must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _label_topics_apart(self) -> KafkaConfig:
+        both = sorted(set(self.topics) & set(self.label_topics))
+        if both:
+            raise _KeyedValueError("label_topics", f"{', '.join(both)} also listed in kafka.topics")
+        return self
 
 
 class SchemaConfig(_Frozen):
@@ -249,6 +259,87 @@ class PolicyConfig(_Frozen):
     multiple_testing: Literal["none", "bonferroni", "bh"] = "none"
 
 
+_CLASSIFICATION_METRICS = (
+    "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "positive_rate",
+    "label_positive_rate", "ece",
+)  # fmt: skip
+_REGRESSION_METRICS = ("mae", "rmse", "mape", "bias")
+
+
+class PerformanceConfig(_Frozen):
+    """Model performance on delayed labels, per model version (see README "Performance with
+    delayed labels"). Predictions are joined by ``event_id`` to labels carried by prediction
+    events (``schema.label``) or label events on ``kafka.label_topics``; each version's last
+    ``window`` labelled events are measured every ``step`` new ones, and the ``metrics`` are
+    compared with the ``baseline`` with a ``level`` confidence interval. A version is degraded
+    when, for one of the ``metrics``, the interval excludes zero on the bad side and the
+    difference is at least ``min_effect``; the monitor's ``policy`` (consecutive, cooldown,
+    resolve) turns that into ``performance.degraded`` / ``performance.resolved`` alerts."""
+
+    task: Literal["classification", "regression"] = "classification"
+    threshold: float = 0.5  # classification: predicted positive when score >= threshold
+    label_horizon_s: float = Field(default=30 * 86400.0, gt=0)  # a label joins within this
+    window: int = Field(default=2000, ge=10)  # labelled events per version
+    step: int | None = Field(default=None, ge=1)  # None = window // 4
+    min_events: int | None = Field(default=None, ge=10)  # in both windows; None = window
+    # previous_version (the version that served before), version:<name>, or reference
+    # (the fixed values under ``reference``)
+    baseline: str = Field(
+        default="previous_version", pattern=r"^(previous_version|reference|version:.+)$"
+    )
+    reference: dict[str, float] = {}
+    metrics: list[str] | None = None  # compared; None = [accuracy] or [mae]. All are exported.
+    min_effect: dict[str, float] = {}  # per metric; default: driftd.performance DEFAULT_MIN_EFFECT
+    level: float = Field(default=0.95, gt=0, lt=1)
+    n_resamples: int = Field(default=1000, ge=100)  # bootstrap resamples
+    seed: int = 0
+    detector: Literal["adwin", "ddm"] | None = None  # river detector on the per-event error
+    max_pending: int = Field(default=1_000_000, ge=1)  # predictions waiting for a label
+    max_early: int = Field(default=100_000, ge=0)  # labels waiting for their prediction
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PerformanceConfig:
+        known = _CLASSIFICATION_METRICS if self.task == "classification" else _REGRESSION_METRICS
+        for i, name in enumerate(self.metrics or []):
+            if name not in known:
+                raise _KeyedValueError(
+                    f"metrics.{i}", f"{name!r} is not a {self.task} metric ({', '.join(known)})"
+                )
+        for name in [*self.min_effect, *self.reference]:
+            if name not in known:
+                key = "min_effect" if name in self.min_effect else "reference"
+                raise _KeyedValueError(f"{key}.{name}", f"not a {self.task} metric")
+        if self.baseline == "reference":
+            missing = [m for m in self.compared if m not in self.reference]
+            if missing:
+                raise _KeyedValueError(
+                    "reference", f"baseline: reference needs values for {', '.join(missing)}"
+                )
+        if self.detector == "ddm" and self.task != "classification":
+            raise _KeyedValueError("detector", "ddm needs a classifier's 0/1 error stream")
+        if self.min_events is not None and self.min_events > self.window:
+            raise _KeyedValueError("min_events", "must not exceed window")
+        return self
+
+    @property
+    def compared(self) -> list[str]:
+        if self.metrics:
+            return list(self.metrics)
+        return ["accuracy"] if self.task == "classification" else ["mae"]
+
+    @property
+    def every(self) -> int:
+        return self.step or max(1, self.window // 4)
+
+    @property
+    def min_labelled(self) -> int:
+        return self.min_events or self.window
+
+    @property
+    def baseline_version(self) -> str | None:
+        return self.baseline[len("version:") :] if self.baseline.startswith("version:") else None
+
+
 class MonitorConfig(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -262,6 +353,7 @@ class MonitorConfig(_Frozen):
     detectors: list[DetectorConfig] = []
     actions: list[str] = []
     fallback_version: str | None = None  # rollback_to when no earlier version was seen
+    performance: PerformanceConfig | None = None  # delayed-label model performance
     # Segments: per-segment windows, verdicts and alerts beside the version's overall window.
     # Each path is read from the event like the schema's paths (``features.region`` or a
     # top-level ``region``); null / absent values form the ``__missing__`` segment.
@@ -484,7 +576,10 @@ def validate_config(data: dict[str, Any]) -> Config:
         err = exc.errors()[0]
         ctx_err = err.get("ctx", {}).get("error")
         if isinstance(ctx_err, _KeyedValueError):
-            raise ConfigError(ctx_err.key, str(ctx_err).split("] ", 1)[1]) from None
+            # a nested model's validator names its key relative to the model's location
+            where = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x))
+            key = f"{where}.{ctx_err.key}" if where else ctx_err.key
+            raise ConfigError(key, str(ctx_err).split("] ", 1)[1]) from None
         key = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

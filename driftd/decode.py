@@ -117,6 +117,11 @@ class EventDecoder:
         self._features = _getter(schema.features)
         self._prediction = _getter(schema.prediction)
         self._event_id = _getter(schema.event_id)
+        self._label = _getter(schema.label)
+        # Performance monitoring reads (event_id, label, raw ts) of every parsed object; off
+        # by default so the drift-only hot path does not pay for it.
+        self.want_extra = False
+        self.last_extra: tuple[Any, Any, Any] = (None, None, None)
         # The default schema (top-level keys) is read with dict.get directly.
         paths = (schema.model, schema.model_version, schema.timestamp, schema.features)
         self._keys: tuple[str, str, str, str, str] | None = None
@@ -151,6 +156,8 @@ class EventDecoder:
             ts_val = self._ts(obj)
             feats = self._features(obj)
             pred = self._prediction(obj)
+        if self.want_extra:
+            self.last_extra = (self._event_id(obj), self._label(obj), ts_val)
         if type(model) is not str:
             if model is None:
                 raise Reject("missing_model")

@@ -167,6 +167,8 @@ class DriftdCollector(Collector):
                 labels=["monitor", "model_version", "detector"],
             )
             det_counts = dict(e.detector_drifts)
+            if e.perf is not None:  # river detectors on the labelled error stream
+                det_counts.update(e.perf.detector_drifts)
             for m in e.monitors:  # attached detectors are exported from 0
                 for version, vs in e.version_states(m).items():
                     for a in vs.dets:
@@ -187,12 +189,14 @@ class DriftdCollector(Collector):
                 buckets=buckets,
                 sum_value=h.sum,
             )
+            perf = _performance(e) if e.perf is not None else []
         yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
         yield last_eval
         if any(m.segment_by for m in e.monitors):  # unsegmented deployments: as before
             yield from (seg_events, overflow, segs)
         yield hist
         yield dets
+        yield from perf
         deliveries = CounterMetricFamily(
             "driftd_webhook_deliveries", "Webhook delivery outcomes", labels=["action", "outcome"]
         )
@@ -238,6 +242,82 @@ FAMILY_LABELS = {
     "driftd_drift_share": ("monitor", "model_version"),
     "driftd_window_events": ("monitor", "model_version"),
 }
+
+
+def _performance(e: Engine) -> list[Metric]:
+    """Delayed-label performance families (caller holds the engine lock)."""
+    assert e.perf is not None
+    value = GaugeMetricFamily(
+        "driftd_performance",
+        "Latest model-performance metric on the version's labelled window",
+        labels=["monitor", "model_version", "metric"],
+    )
+    degraded = GaugeMetricFamily(
+        "driftd_performance_degraded",
+        "1 while a performance.degraded alert is open for the monitor and version",
+        labels=["monitor", "model_version"],
+    )
+    labelled = CounterMetricFamily(
+        "driftd_labelled_events",
+        "Predictions joined to their label (labelled events), by version",
+        labels=["monitor", "model_version"],
+    )
+    labels = CounterMetricFamily(
+        "driftd_labels",
+        "Label events by outcome: joined, late (after the horizon), orphaned (no prediction), "
+        "duplicate",
+        labels=["monitor", "outcome"],
+    )
+    unlabelled = CounterMetricFamily(
+        "driftd_predictions_unlabelled",
+        "Predictions dropped without a label: expired (horizon passed) or evicted (max_pending)",
+        labels=["monitor", "reason"],
+    )
+    pending = GaugeMetricFamily(
+        "driftd_label_pending_predictions",
+        "Predictions waiting for their label",
+        labels=["monitor"],
+    )
+    early = GaugeMetricFamily(
+        "driftd_label_early_labels", "Labels waiting for their prediction", labels=["monitor"]
+    )
+    no_id = CounterMetricFamily(
+        "driftd_predictions_unjoinable",
+        "Accepted predictions the label join cannot take: no_event_id, too_many_versions",
+        labels=["monitor", "reason"],
+    )
+    lag = HistogramMetricFamily(
+        "driftd_label_lag_seconds",
+        "Label lag (label time minus prediction time) of joined predictions",
+        labels=["monitor"],
+    )
+    out: list[Metric] = [value, degraded, labelled, labels, unlabelled, pending, early, no_id, lag]
+    for mp in e.perf.monitors.values():
+        j = mp.joiner
+        c = j.counters()
+        for key, outcome in (("joined", "joined"), ("late", "late"), ("orphaned", "orphaned"),
+                             ("duplicates", "duplicate")):  # fmt: skip
+            labels.add_metric([mp.name, outcome], c[key])
+        unlabelled.add_metric([mp.name, "expired"], c["expired"])
+        unlabelled.add_metric([mp.name, "evicted"], c["evicted"])
+        pending.add_metric([mp.name], c["pending"])
+        early.add_metric([mp.name], c["early"])
+        for reason in ("no_event_id", "too_many_versions"):
+            no_id.add_metric([mp.name, reason], e.perf.unjoinable.get((mp.name, reason), 0))
+        for version, vp in sorted(mp.versions.items()):
+            labelled.add_metric([mp.name, version], vp.window.total)
+            degraded.add_metric([mp.name, version], 1.0 if vp.policy.state == "alerting" else 0.0)
+            if vp.latest is not None:
+                for metric, v in vp.latest["metrics"].items():
+                    if v is not None:
+                        value.add_metric([mp.name, version, metric], v)
+        cum, total = j.lag_histogram()
+        lag.add_metric(
+            [mp.name],
+            [("+Inf" if b == float("inf") else _fmt(b), n) for b, n in cum],
+            sum_value=total,
+        )
+    return out
 
 
 def _fmt(b: float) -> str:

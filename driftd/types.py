@@ -36,4 +36,5 @@ REJECT_REASONS: tuple[str, ...] = (
     "bad_features",
     "wrong_type",
     "bad_timestamp",
+    "bad_label",  # label events (performance monitoring) without a usable event_id or label
 )

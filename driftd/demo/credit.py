@@ -5,7 +5,7 @@ update of the story: same applicants, but its scores are shifted up, so the appr
 (score ≥ 0.5) jumps. Optional input drift (``income_shift``) moves applicants' incomes.
 
 ``python -m driftd.demo.credit --events N --version v1 [--seed S] [--score-shift X]`` writes
-JSONL to stdout.
+JSONL to stdout; ``--labels FILE`` also writes their delayed labels (:func:`labels_for`).
 """
 
 from __future__ import annotations
@@ -94,6 +94,42 @@ def generate(
         )
 
 
+def labels_for(
+    events: list[bytes],
+    *,
+    score_shift: float = 0.0,
+    seed: int = 0,
+    lag_s: tuple[float, float] = (1.0, 60.0),
+) -> list[bytes]:
+    """Delayed ground truth for ``events`` (from :func:`generate` with the same
+    ``score_shift``): ``label`` 1 = the loan was repaid, 0 = it defaulted, drawn with the
+    probability the calibrated v1 model gives (the score with the shift taken out), arriving
+    ``lag_s`` (uniform) after the prediction. Returned in label-time order, so they come out
+    of order with respect to their predictions."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    out: list[tuple[float, bytes]] = []
+    for raw in events:
+        e = orjson.loads(raw)
+        s = min(max(float(e["prediction"]), 1e-12), 1 - 1e-12)
+        p_repaid = 1.0 / (1.0 + np.exp(-(np.log(s / (1 - s)) - score_shift)))
+        label = int(rng.random() < p_repaid)
+        ts = datetime.fromisoformat(e["ts"]) + timedelta(seconds=float(rng.uniform(*lag_s)))
+        out.append(
+            (
+                ts.timestamp(),
+                orjson.dumps(
+                    {
+                        "event_id": e["event_id"],
+                        "label": label,
+                        "ts": ts.isoformat().replace("+00:00", "Z"),
+                    }
+                ),
+            )
+        )
+    out.sort(key=lambda x: x[0])
+    return [b for _, b in out]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=10_000)
@@ -101,16 +137,29 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--score-shift", type=float, default=0.0)
     ap.add_argument("--income-shift", type=float, default=0.0)
+    ap.add_argument("--rate", type=float, default=1000.0, help="events per second of event time")
+    ap.add_argument("--start-s", type=float, default=0.0, help="first event this many seconds "
+                    "after 2026-11-26T12:00:00Z")  # fmt: skip
+    ap.add_argument("--labels", help="also write delayed labels (labels_for) to this file")
     a = ap.parse_args()
     out = sys.stdout.buffer
-    for line in generate(
-        a.events,
-        version=a.version,
-        seed=a.seed,
-        score_shift=a.score_shift,
-        income_shift=a.income_shift,
-    ):
+    events = list(
+        generate(
+            a.events,
+            version=a.version,
+            seed=a.seed,
+            score_shift=a.score_shift,
+            income_shift=a.income_shift,
+            start=datetime(2026, 11, 26, 12, 0, tzinfo=UTC) + timedelta(seconds=a.start_s),
+            rate_per_s=a.rate,
+        )
+    )
+    for line in events:
         out.write(line + b"\n")
+    if a.labels:
+        with open(a.labels, "wb") as fh:
+            for line in labels_for(events, score_shift=a.score_shift, seed=a.seed):
+                fh.write(line + b"\n")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
 from driftd.sources.confluent import ConfluentSource
 from driftd.sources.kafka import KafkaSource
-from driftd.state.checkpoint import CheckpointStore
+from driftd.state.checkpoint import PERFORMANCE_KEY, CheckpointStore
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,16 @@ class Daemon:
         check_state_dir(state_dir)
         self.store = CheckpointStore(state_dir / "checkpoints")
         suffix = f"worker-{worker}" if worker is not None else ""
+        # Performance state is per process (labels and predictions meet in it), so each
+        # worker keeps its own entry beside the per-partition checkpoints.
+        self.perf_key = PERFORMANCE_KEY + (f".{suffix}" if suffix else "")
+        self._restore_perf()
+        if self.engine.perf is not None and worker is not None:
+            log.warning(
+                "performance monitoring with --workers: a label is joined only by the worker "
+                "that consumed its prediction; labels of predictions consumed elsewhere count "
+                "as orphaned (run one worker for performance monitors)"
+            )
         self.actions = build_actions(
             cfg, state_dir / "outbox" / suffix if suffix else state_dir / "outbox"
         )
@@ -122,6 +132,29 @@ class Daemon:
         self.registry = build_registry(self.engine, self.actions, lambda: dict(self._lag))
         host, port = cfg.http.host_port
         self.http = HttpServer(host, port, self.engine, self.registry, self.readiness)
+
+    def _restore_perf(self) -> None:
+        perf = self.engine.perf
+        if perf is None:
+            return
+        saved = self.store.load(self.perf_key)
+        if saved is not None:
+            perf.restore(*saved)  # unusable parts are logged and started fresh, never fatal
+
+    def _save_perf(self) -> None:
+        """Persist the performance state (before any partition checkpoint: see
+        driftd.runtime.perf for why that order keeps the join exact)."""
+        perf = self.engine.perf
+        if perf is None or not perf.dirty:
+            return
+        with self.engine.lock:
+            meta, arrays = perf.snapshot()
+            perf.dirty = False
+        try:
+            self.store.save(self.perf_key, meta, arrays)
+        except BaseException:
+            perf.dirty = True
+            raise
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,6 +204,10 @@ class Daemon:
             def warm() -> None:
                 try:
                     warm_up_kernels()
+                    if self.engine.perf is not None:
+                        from driftd import performance
+
+                        performance.warm_up()
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
                     warm_errors.append(exc)
 
@@ -293,6 +330,7 @@ class Daemon:
         try:
             if self.dead_letter is not None:
                 self.dead_letter.flush()
+            self._save_perf()
             with self.engine.lock:
                 snaps = [
                     (ps, *self.engine.snapshot_partition(ps.key))
@@ -321,6 +359,7 @@ class Daemon:
                 self.dead_letter.flush()
             self.audit.flush()
             offsets: dict[str, int] = {}
+            self._save_perf()
             with self.engine.lock:
                 todo = [
                     ps

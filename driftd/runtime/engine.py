@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,9 @@ from driftd.windows.count import CountWindow
 from driftd.windows.profile import load_profile_for, segment_label
 from driftd.windows.time import TimeWindow, WindowView
 from driftd.windows.warmup import WarmupBuilder
+
+if TYPE_CHECKING:
+    from driftd.runtime.perf import PerfRuntime
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +217,13 @@ class Engine:
         # Rejected records kept for a dead-letter destination (only when one is configured).
         self.collect_rejects = False
         self._rejects: list[tuple[RawRecord, str, str]] = []
+        # Delayed-label performance monitoring (driftd.runtime.perf), when configured.
+        self.perf: PerfRuntime | None = None
+        if any(m.spec.cfg.performance is not None for m in self.monitors):
+            from driftd.runtime.perf import PerfRuntime
+
+            self.perf = PerfRuntime(cfg, self)
+            self.decoder.want_extra = True
 
     def take_rejects(self) -> list[tuple[RawRecord, str, str]]:
         out, self._rejects = self._rejects, []
@@ -377,14 +387,30 @@ class Engine:
                 groups.setdefault(key, []).append(r)
             for key, recs in groups.items():
                 ps = self.partition(key)
-                touched = self._stage(ps, recs)
-                out.extend(self._flush(ps, touched))
+                if self.perf is not None and self.perf.is_label_topic(recs[0].topic):
+                    self.events_read += len(recs)
+                    self.perf.stage_label_records(recs)
+                else:
+                    touched = self._stage(ps, recs)
+                    out.extend(self._flush(ps, touched))
                 last = recs[-1]
                 if last.offset >= 0:
                     ps.next_offset = last.offset + 1
                 ps.events += len(recs)
                 ps.dirty = True
+            if self.perf is not None and records:
+                out.extend(self.perf.flush(records[-1].position))
             return out
+
+    def process_labels(self, records: Sequence[RawRecord], position: int) -> list[dict[str, Any]]:
+        """Fold in label events from outside the source (``replay --labels``); ``position`` is
+        the source position they are taken to arrive at (the replay's current one)."""
+        if self.perf is None:
+            return []
+        with self.lock:
+            self.events_read += len(records)
+            self.perf.stage_label_records(records)
+            return self.perf.flush(position)
 
     def _stage(
         self, ps: PartitionState, records: Sequence[RawRecord]
@@ -393,6 +419,7 @@ class Engine:
         # counters happen once per (model, version) and batch, not once per event.
         decode = self.decoder.decode
         keeper = self._keeper
+        perf = self.perf
         routes: dict[tuple[str, str], _Route] = {}
         accepted: list[_Route] = []  # in order of first accepted event (outputs follow it)
         self.events_read += len(records)
@@ -418,6 +445,13 @@ class Engine:
                             del vs.cat[c0:]
                         raise
             except Reject as r:
+                if perf is not None and r.reason == "missing_model":
+                    # a label event in the prediction stream (the decoder read its fields)
+                    try:
+                        if perf.stage_label_line(self.decoder.last_extra, rec):
+                            continue
+                    except Reject as bad:
+                        r = bad
                 self.rejected[r.reason] += 1
                 if self.collect_rejects:
                     self._rejects.append((rec, r.reason, r.detail))
@@ -428,6 +462,8 @@ class Engine:
                 if version not in seen:
                     seen.append(version)
             route.n += 1
+            if perf is not None:
+                perf.stage_prediction(model, version, self.decoder.last_extra, pred, ts)
             for _m, vs in targets:
                 vs.pos.append(rec.position)
                 vs.ts.append(ts)
@@ -1078,12 +1114,15 @@ class Engine:
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
-            return {
+            out: dict[str, Any] = {
                 "type": "summary",
                 "events": self.events_read,
                 "accepted": self.accepted,
                 "rejected": dict(sorted(self.rejected.items())),
             }
+            if self.perf is not None:  # events = accepted + labels + Σ rejected
+                out["labels"] = self.perf.labels_read
+            return out
 
 
 def _states(ps: PartitionState) -> list[tuple[str, str, VersionState]]:

@@ -68,6 +68,18 @@ def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) 
     if m.segment_by:
         out["segment_by"] = list(m.segment_by)
         out["segments_drifted"] = top["segments_drifted"] if top else []
+    mp = engine.perf.monitors.get(m.name) if engine.perf is not None else None
+    if mp is not None:  # delayed-label performance, per version (same jsonPath style)
+        out["performance"] = {
+            v: {
+                "degraded": vp.policy.state == "alerting",
+                "state": vp.policy.state,
+                "labelled_events": vp.window.total,
+                "open_alert_id": vp.policy.open_alert_id,
+                "last_evaluation": vp.latest,
+            }
+            for v, vp in sorted(mp.versions.items())
+        }
     return out
 
 

@@ -44,6 +44,11 @@ class FileSource(Source):
         self._it = None
 
     @property
+    def position(self) -> int:
+        """Records read so far (the position of the last one)."""
+        return self._position
+
+    @property
     def exhausted(self) -> bool:
         return self._done
 

@@ -171,7 +171,10 @@ class KafkaSource(Source):
             raise SourceError(
                 f"cannot connect to Kafka at {','.join(self.cfg.bootstrap_servers)}: {exc}"
             ) from exc
-        consumer.subscribe(self.cfg.topics, listener=_Listener(self))
+        # Label topics (performance monitoring) join the same subscription: their partitions
+        # are checkpointed and committed exactly like the prediction topics'.
+        topics = [*self.cfg.topics, *self.cfg.label_topics]
+        consumer.subscribe(topics, listener=_Listener(self))
         self._consumer = consumer
 
     @property

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _META = "__meta__"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# The one entry that is not a source partition: process-level performance state (labels and
+# predictions from different partitions meet there). Partition keys contain a "/".
+PERFORMANCE_KEY = "__performance__"
 
 
 def _fsync_dir(path: Path) -> None:
