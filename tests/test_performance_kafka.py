@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 from driftd_testutil import SECRET, Driftd, build_credit_profile, metric_value, wait_until
 from kafka_harness import committed_offsets, produce
 from perf_workload import BAD_SHIFT, labelled_stream, perf_config
@@ -35,7 +36,9 @@ def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("source", ["kafka", "confluent"])
 def test_worse_version_flagged_equal_version_not_across_restart(
+    source: str,
     tmp_path: Path,
     profile: Path,
     kafka_bootstrap: str,
@@ -61,6 +64,10 @@ def test_worse_version_flagged_equal_version_not_across_restart(
             group=group,
             webhook_url=sink.url,
         )
+        if source != "kafka":  # the label topic through confluent-kafka (librdkafka) as well
+            doc = yaml.safe_load(cfg.read_text())
+            doc["source"] = {"type": source}
+            cfg.write_text(yaml.safe_dump(doc))
         # Producers key predictions by model, so a model's versions meet in one partition.
         produce(kafka_bootstrap, preds_topic, bad_p, key=b"credit-scoring")
         produce(kafka_bootstrap, preds_topic, eq_p, key=b"credit-equal")

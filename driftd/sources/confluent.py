@@ -128,7 +128,7 @@ class ConfluentSource(Source):
                 f"cannot connect to Kafka at {','.join(self.cfg.bootstrap_servers)}: {exc}"
             ) from exc
         consumer.subscribe(
-            list(self.cfg.topics),
+            [*self.cfg.topics, *self.cfg.label_topics],
             on_assign=self._assigned,
             on_revoke=self._revoked,
             on_lost=self._lost_cb,
