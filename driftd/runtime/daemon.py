@@ -328,19 +328,26 @@ class Daemon:
 
     def _persist_only(self) -> None:
         try:
-            if self.dead_letter is not None:
-                self.dead_letter.flush()
-            self._save_perf()
-            with self.engine.lock:
-                snaps = [
-                    (ps, *self.engine.snapshot_partition(ps.key))
-                    for ps in self.engine.partitions.values()
-                    if ps.dirty
-                ]
-            for ps, meta, arrays in snaps:
-                self.store.save(ps.key, meta, arrays)
+            self._persist(None)
         except Exception:  # the restart goes ahead: the older checkpoint is still consistent
             log.exception("could not persist state before restarting")
+
+    def _persist(self, keys: list[str] | None) -> None:
+        """Write the dead letters, the audit log, the performance state and every changed
+        partition (all, or ``keys``) to disk: the "persist" of act → persist → commit."""
+        if self.dead_letter is not None:
+            self.dead_letter.flush()
+        self.audit.flush()
+        self._save_perf()
+        with self.engine.lock:
+            snaps = [
+                (ps, *self.engine.snapshot_partition(ps.key))
+                for key, ps in self.engine.partitions.items()
+                if (keys is None or key in keys) and ps.dirty
+            ]
+        for ps, meta, arrays in snaps:
+            self.store.save(ps.key, meta, arrays)
+            ps.dirty = False
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -355,21 +362,8 @@ class Daemon:
         self._events_since_ckpt = 0
         self._heartbeat = time.monotonic()  # the loop's last sign of life
         try:
-            if self.dead_letter is not None:
-                self.dead_letter.flush()
-            self.audit.flush()
             offsets: dict[str, int] = {}
-            self._save_perf()
-            with self.engine.lock:
-                todo = [
-                    ps
-                    for key, ps in self.engine.partitions.items()
-                    if (keys is None or key in keys) and ps.dirty
-                ]
-                snaps = [(ps, *self.engine.snapshot_partition(ps.key)) for ps in todo]
-            for ps, meta, arrays in snaps:
-                self.store.save(ps.key, meta, arrays)
-                ps.dirty = False
+            self._persist(keys)
             # Every clean partition's checkpoint covers its next offset: commit them all, so a
             # commit that failed earlier (broker away, rebalance) is retried even when nothing
             # new arrived; the source skips offsets already committed.
