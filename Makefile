@@ -56,7 +56,7 @@ bench: install kafka-fetch
 	$(PY) -m benchmarks.calibration --json
 	$(PY) -m benchmarks.labels --json
 	$(PY) -m benchmarks.memory --json
-	$(PY) -m benchmarks.e2e --json
+	$(PY) -m benchmarks.e2e --confluent --json
 	$(PY) -m benchmarks.latency --json
 
 # Not part of `bench` (10 minutes): steady rate, driftd RSS growth and consumer lag.

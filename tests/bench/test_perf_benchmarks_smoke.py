@@ -135,9 +135,14 @@ def test_memory_benchmark_tiny(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.kafka
 def test_e2e_benchmark_tiny(kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]) -> None:
-    e2e.main(["--events", "16000", "--rounds", "1", "--bootstrap", kafka_bootstrap, "--json"])
+    e2e.main(
+        ["--events", "16000", "--rounds", "1", "--bootstrap", kafka_bootstrap, "--confluent",
+         "--json"]
+    )  # fmt: skip
     out = _last_json(capsys)
     assert out["events"] == 16000 and out["problems"] == []
+    ck = out["confluent"]
+    assert ck["raw_events_per_s"] > 0 and ck["driftd_events_per_s"] > 0 and ck["ratio"] > 0
     for key in (
         "raw_events_per_s",
         "driftd_events_per_s",
