@@ -112,3 +112,11 @@ def test_missing_package_is_a_config_error_naming_the_key(monkeypatch: pytest.Mo
     with pytest.raises(ConfigError) as exc:
         ConfluentSource(KafkaConfig())
     assert exc.value.key == "source.type" and "driftd[confluent]" in str(exc.value)
+
+
+def test_fetch_size_librdkafka_refuses_is_a_config_error() -> None:
+    from driftd.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        ConfluentSource(KafkaConfig(fetch_max_bytes=65536))
+    assert exc.value.key == "kafka.fetch_max_bytes"
