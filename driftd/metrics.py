@@ -283,7 +283,8 @@ def _performance(e: Engine) -> list[Metric]:
     )
     no_id = CounterMetricFamily(
         "driftd_predictions_unjoinable",
-        "Accepted predictions the label join cannot take: no_event_id, too_many_versions",
+        "Accepted predictions the label join cannot take: no_event_id, too_many_versions, "
+        "future_ts (more than a day ahead of this clock)",
         labels=["monitor", "reason"],
     )
     lag = HistogramMetricFamily(
@@ -302,7 +303,7 @@ def _performance(e: Engine) -> list[Metric]:
         unlabelled.add_metric([mp.name, "evicted"], c["evicted"])
         pending.add_metric([mp.name], c["pending"])
         early.add_metric([mp.name], c["early"])
-        for reason in ("no_event_id", "too_many_versions"):
+        for reason in ("no_event_id", "too_many_versions", "future_ts"):
             no_id.add_metric([mp.name, reason], e.perf.unjoinable.get((mp.name, reason), 0))
         for version, vp in sorted(mp.versions.items()):
             labelled.add_metric([mp.name, version], vp.window.total)

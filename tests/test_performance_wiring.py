@@ -395,3 +395,32 @@ def test_recovered_version_resolves_the_alert(tmp_path: Path, profile: Path) -> 
     assert engine.perf.monitors["credit"].versions["v2"].policy.state == "ok"
     payload = Engine.webhook_payload(resolved)
     assert payload["type"] == "performance.resolved" and payload["id"] == resolved["id"]
+
+
+def test_far_future_times_do_not_move_the_join_clock(tmp_path: Path, profile: Path) -> None:
+    """One prediction and one label timestamped in year 9999 (e.g. nanoseconds read as ms)
+    are set aside and counted; later predictions and labels still join."""
+    perf = {"window": 10, "step": 10, "label_horizon_s": 60, "metrics": ["accuracy"]}
+    cfg = load_config(perf_config(tmp_path, profile=profile, performance=perf))
+    preds, _ = labelled_stream(v2_shift=0.0, n=20, n2=1)
+    ids = [orjson.loads(p)["event_id"] for p in preds]
+    doc = orjson.loads(preds[0])
+    doc["ts"] = "9999-12-31T00:00:00Z"
+    doc["event_id"] = "from-the-future"
+    future_pred = orjson.dumps(doc)
+    future_label = orjson.dumps({"event_id": ids[0], "label": 1, "ts": "9999-12-31T00:00:00Z"})
+    engine = Engine(cfg)
+    engine.process(
+        [RawRecord(v, i + 1, None) for i, v in enumerate([future_pred, future_label, *preds[:20]])]
+    )
+    labels = [
+        orjson.dumps({"event_id": eid, "label": 1, "ts": "2026-11-26T12:00:30Z"})
+        for eid in ids[:20]
+    ]
+    engine.process([RawRecord(v, 100 + i, None) for i, v in enumerate(labels)])
+    c = engine.perf.monitors["credit"].joiner.counters()  # type: ignore[union-attr]
+    assert c["joined"] == 20 and c["late"] == 0 and c["expired"] == 0
+    s = engine.summary()
+    assert s["rejected"] == {"bad_label": 1}
+    m = _scrape(engine)
+    assert m[("driftd_predictions_unjoinable_total", ("credit", "future_ts"))] == 1

@@ -69,6 +69,10 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = PERFORMANCE_KEY
 SNAPSHOT_FORMAT = 1
+# Event times further ahead of this machine's clock are not given to the label join: its clock
+# only moves forward, so one far-future time (ns read as ms, year 9999) would expire every
+# later prediction. Such predictions count as unjoinable (future_ts), such labels as bad_label.
+MAX_FUTURE_S = 86_400.0
 # Label outcomes exported as driftd_labels_total{outcome}: joiner counter → outcome label.
 LABEL_OUTCOMES = {"joined": "joined", "late": "late", "orphaned": "orphaned",
                   "duplicates": "duplicate"}  # fmt: skip
@@ -265,6 +269,8 @@ class PerfRuntime:
             )
         else:
             ts = parse_ts(ts_raw)
+        if ts > time.time() + MAX_FUTURE_S:
+            raise Reject("bad_label", "label time more than a day ahead of this machine's clock")
         self._labels.append((model, eid, label, ts))
         self.labels_read += 1
 
@@ -314,10 +320,15 @@ class PerfRuntime:
             lab_vals: list[float] = []
             lab_ts: list[float] = []
             missing = 0
+            future = 0
+            limit = time.time() + MAX_FUTURE_S
             for (eid_raw, label_raw, _), pred, ts in rows:
                 eid = _as_id(eid_raw)
                 if eid is None:
                     missing += 1
+                    continue
+                if ts > limit:  # would move the join's clock ahead for good: not joined
+                    future += 1
                     continue
                 ids.append(eid)
                 scores.append(_as_number(pred))
@@ -331,6 +342,8 @@ class PerfRuntime:
             for mp in self.by_model[model]:
                 if missing:
                     self.unjoinable[(mp.name, "no_event_id")] += missing
+                if future:
+                    self.unjoinable[(mp.name, "future_ts")] += future
                 if not ids:
                     continue
                 if not mp.has_room_for(version):

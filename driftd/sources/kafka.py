@@ -341,7 +341,8 @@ class KafkaSource(Source):
                 exc,
             )
             return
-        self._note_committed(todo)
+        # The partitions are being given up (the runtime already forgot them): their commit
+        # marks are not kept, so a later reassignment starts from what its checkpoint says.
 
     def forget(self, key: str) -> None:
         self._committed.pop(key, None)
