@@ -353,6 +353,9 @@ class MonitorConfig(_Frozen):
     detectors: list[DetectorConfig] = []
     actions: list[str] = []
     fallback_version: str | None = None  # rollback_to when no earlier version was seen
+    # Version states kept per partition; beyond it the least recently seen version's state is
+    # dropped (logged, driftd_versions_evicted_total), so invented versions cannot exhaust memory.
+    max_versions: int = Field(default=50, ge=2, le=10_000)
     performance: PerformanceConfig | None = None  # delayed-label model performance
     # Segments: per-segment windows, verdicts and alerts beside the version's overall window.
     # Each path is read from the event like the schema's paths (``features.region`` or a

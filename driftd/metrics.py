@@ -175,6 +175,13 @@ class DriftdCollector(Collector):
                         det_counts.setdefault((m.name, version, a.name), 0)
             for (mon, ver, det), n in sorted(det_counts.items()):
                 dets.add_metric([mon, ver, det], n)
+            evicted = CounterMetricFamily(
+                "driftd_versions_evicted",
+                "Idle version states dropped to stay within monitors[].max_versions per partition",
+                labels=["monitor"],
+            )
+            for m in e.monitors:
+                evicted.add_metric([m.name], e.versions_evicted.get(m.name, 0))
             h = e.eval_hist
             buckets = []
             acc = 0
@@ -196,6 +203,7 @@ class DriftdCollector(Collector):
             yield from (seg_events, overflow, segs)
         yield hist
         yield dets
+        yield evicted
         yield from perf
         deliveries = CounterMetricFamily(
             "driftd_webhook_deliveries", "Webhook delivery outcomes", labels=["action", "outcome"]

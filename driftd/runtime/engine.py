@@ -75,6 +75,7 @@ class VersionState:
     ts: list[float] = field(default_factory=list)
     recs: list[RawRecord] = field(default_factory=list)  # time windows: to reject late rows
     dets: list[Any] = field(default_factory=list)  # river detectors (runtime.detect.Attached)
+    last_position: int = 0  # position of the newest event routed here (evicts idle versions)
     # Segments (monitors with segment_by): a version's state owns one child state per segment
     # beside its overall window; a child has ``segment`` (its key) and the spec it is evaluated
     # with (its own reference, else the global one). ``seg_keys`` stages one key per row.
@@ -210,6 +211,7 @@ class Engine:
         self.accepted_by: Counter[tuple[str, str]] = Counter()  # (monitor, version)
         self.alerts: Counter[tuple[str, str]] = Counter()  # (monitor, severity)
         self.detector_drifts: Counter[tuple[str, str, str]] = Counter()
+        self.versions_evicted: Counter[str] = Counter()  # monitor → idle version states dropped
         self.segment_events: Counter[tuple[str, str, str]] = Counter()  # (monitor, ver, label)
         self.segment_overflow: Counter[tuple[str, str]] = Counter()  # (monitor, version)
         self.eval_hist = Histogram(EVAL_BUCKETS)
@@ -259,6 +261,7 @@ class Engine:
                     "version": ver,
                     "fingerprint": self.by_name[mon].fingerprint,
                     "accepted": vs.accepted,
+                    "last_position": vs.last_position,
                     "policy": vs.policy.to_json(),
                     "warn": vs.warn.to_json(),
                     "detectors": [
@@ -356,6 +359,7 @@ class Engine:
                 int(v["accepted"]),
                 v.get("latest"),
             )
+            vs.last_position = int(v.get("last_position", 0))
             if parent is not None:
                 vs.segment = tuple(str(x) for x in seg)
                 vs.spec = m.spec.for_segment(vs.segment)
@@ -481,6 +485,8 @@ class Engine:
             self.accepted += route.n
             for m, vs in route.targets:
                 vs.accepted += route.n
+                if vs.pos:
+                    vs.last_position = vs.pos[-1]
                 self.accepted_by[(m.name, route.version)] += route.n
                 touched.append((m, route.version, vs))
         return touched
@@ -495,11 +501,44 @@ class Engine:
         for m in mons:
             vs = ps.versions.get((m.name, version))
             if vs is None:
+                if not self._make_room(ps, m):
+                    raise Reject("too_many_versions", f"monitor {m.name}: {version[:100]}")
                 vs = ps.versions[(m.name, version)] = self._new_version(m)
             targets.append((m, vs))
         route = _Route(version, targets, any(m.spec.time_based for m in mons))
         route.seg = [(vs, m.segment_key) for m, vs in targets if m.segment_key is not None]
         return route
+
+    def _make_room(self, ps: PartitionState, m: MonitorRuntime) -> bool:
+        """Keep at most ``max_versions`` version states of a monitor in a partition: before a
+        new one is created, the least recently seen version without rows staged in this
+        batch is dropped (a stream inventing versions must not grow memory without bound).
+        False when every version has rows in this batch: the new version's event is then
+        rejected (``too_many_versions``)."""
+        mine = [(vs.last_position, k) for k, vs in ps.versions.items() if k[0] == m.name]
+        cap = m.spec.cfg.max_versions
+        if len(mine) < cap:
+            return True
+        idle = sorted(x for x in mine if not ps.versions[x[1]].pos)
+        if len(idle) < len(mine) - cap + 1:
+            return False
+        for _, key in idle[: len(mine) - cap + 1]:
+            del ps.versions[key]
+            seen = ps.model_versions.get(m.model, [])
+            if key[1] in seen and not any(k[1] == key[1] for k in ps.versions):
+                seen.remove(key[1])
+            n = self.versions_evicted[m.name] = self.versions_evicted[m.name] + 1
+            if n <= 10 or n % 1000 == 0:
+                log.warning(
+                    "monitor %s: more than %d versions in partition %s; dropped the state of"
+                    " version %s, the least recently seen (%d dropped so far)",
+                    m.name,
+                    cap,
+                    ps.key or "replay",
+                    key[1],
+                    n,
+                )
+        return True
 
     @staticmethod
     def _new_version(m: MonitorRuntime, saved: list[dict[str, Any]] | None = None) -> VersionState:
