@@ -262,10 +262,14 @@ def test_unusable_or_changed_performance_state_starts_fresh(tmp_path: Path, prof
         assert says in log.text
         assert fresh.perf.monitors["credit"].joiner.pending == 0
         assert fresh.perf.monitors["credit"].versions == {}
+        # windows restart at 0 labelled events: a new epoch keeps their alert ids new
+        assert fresh.perf.monitors["credit"].epoch == 1
+        assert fresh.perf.snapshot()[0]["monitors"][0]["epoch"] == 1
     ok = Engine(cfg)
     assert ok.perf is not None
     ok.perf.restore(meta, arrays)
     assert ok.perf.monitors["credit"].versions["v1"].window.total == 3000
+    assert ok.perf.monitors["credit"].epoch == 0
 
 
 def test_late_orphaned_duplicate_and_bad_labels_are_counted(tmp_path: Path, profile: Path) -> None:

@@ -103,6 +103,9 @@ class MonitorPerf:
         self.model = m.model
         self.cfg = cfg
         self.policy: Policy = m.policy
+        # Bumped whenever saved state is discarded, so the alert ids of the new windows
+        # (keyed by labelled-event counts that restart at 0) never repeat delivered ones.
+        self.epoch = 0
         self.joiner = LabelJoiner(
             cfg.label_horizon_s,
             max_pending=cfg.max_pending,
@@ -500,7 +503,8 @@ class PerfRuntime:
     ) -> dict[str, Any]:
         kind = "performance.degraded" if transition == "alert" else "performance.resolved"
         seq = vp.window.total
-        aid = alert_id(mp.name, version, kind, seq, CHECKPOINT_KEY)
+        scope = CHECKPOINT_KEY if not mp.epoch else f"{CHECKPOINT_KEY}#{mp.epoch}"
+        aid = alert_id(mp.name, version, kind, seq, scope)
         m = self.engine.by_name[mp.name]
         severity = "critical" if transition == "alert" else "info"
         if transition == "alert":
@@ -572,6 +576,7 @@ class PerfRuntime:
                 {
                     "monitor": mp.name,
                     "fingerprint": mp.fingerprint,
+                    "epoch": mp.epoch,
                     "joiner": jmeta,
                     "versions": versions,
                     "detector": _split(mp.detector.snapshot(), arrays, f"p{i}.d.")
@@ -590,7 +595,11 @@ class PerfRuntime:
             return
         for i, saved in enumerate(meta.get("monitors", [])):
             mp = self.monitors.get(saved["monitor"])
+            if mp is not None:
+                mp.epoch = int(saved.get("epoch", 0))
             if mp is None or saved["fingerprint"] != mp.fingerprint:
+                if mp is not None:
+                    mp.epoch += 1
                 log.warning(
                     "performance checkpoint: monitor %s no longer configured or its "
                     "performance block changed; its saved join and windows are discarded",
@@ -606,6 +615,7 @@ class PerfRuntime:
                     mp.name,
                     exc,
                 )
+                mp.epoch += 1
                 continue
             mp.joiner, mp.versions = joiner, versions
             if detector is not None:
