@@ -479,6 +479,12 @@ class Config(_Frozen):
                         f"monitors.{i}.actions.{j}",
                         f"unknown action {a!r} (defined: {sorted(self.actions) or 'none'})",
                     )
+        if self.kafka.label_topics and not any(m.performance for m in self.monitors):
+            raise _KeyedValueError(
+                "kafka.label_topics",
+                "label topics are read for performance monitoring, but no monitor has a"
+                " `performance:` block (their events would all be rejected)",
+            )
         return self
 
     def monitor(self, name: str) -> MonitorConfig:

@@ -121,3 +121,18 @@ def test_missing_file_and_bad_yaml_exit_2(tmp_path: Path) -> None:
 
 def test_usage_error_exit_2() -> None:
     assert main(["frobnicate"]) == 2
+
+
+def test_label_topics_without_a_performance_monitor_name_the_key() -> None:
+    from driftd.config import validate_config
+    from driftd.errors import ConfigError
+
+    mon = {
+        "name": "a",
+        "model": "m",
+        "reference": {"type": "profile", "path": "p.json"},
+        "features": {"x": {"kind": "numeric"}},
+    }
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"kafka": {"label_topics": ["labels"]}, "monitors": [mon]})
+    assert exc.value.key == "kafka.label_topics"
