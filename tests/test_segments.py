@@ -662,3 +662,13 @@ def test_profile_segments_of_another_segment_by_are_not_used(setup: tuple[Path, 
     assert "compared with the global reference" in logs.text
     (plain,) = load_specs(load_config(config(tmp, path, segment_by=[]), environ={}))
     assert plain.segment_specs == {} and plain.profile.segments == {}
+
+
+def test_segment_labels_escape_separators() -> None:
+    from driftd.windows.profile import segment_label
+
+    by = ("a", "b")
+    one = segment_label(by, ("x,b=y", "z"))
+    two = segment_label(by, ("x", "y,b=z"))
+    assert one != two  # unescaped, both read "a=x,b=y,b=z"
+    assert segment_label(by, ("EU", "web")) == "a=EU,b=web"

@@ -134,8 +134,15 @@ class Profile:
 
 def segment_label(by: tuple[str, ...] | list[str], key: tuple[str, ...]) -> str:
     """A segment as one string, ``path=value`` pairs joined by commas in ``segment_by``
-    order (the ``segment`` label of the Prometheus series)."""
-    return ",".join(f"{p}={v}" for p, v in zip(by, key, strict=True))
+    order (the ``segment`` label of the Prometheus series). ``\\``, ``,`` and ``=`` in values
+    are escaped with a backslash, so distinct segments never share a label (or alert id)."""
+    return ",".join(f"{p}={_escape(v)}" for p, v in zip(by, key, strict=True))
+
+
+def _escape(v: str) -> str:
+    if "\\" in v or "," in v or "=" in v:
+        return v.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+    return v
 
 
 def _profile_from_json(
