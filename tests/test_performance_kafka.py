@@ -2,7 +2,7 @@
 `driftd run` (issue 8).
 
 Predictions of two models go to one topic; their labels (1-60 s of event time after the
-prediction, shuffled, so out of order) to a second topic with two partitions. driftd consumes
+prediction, shuffled, so out of order) to a second topic. driftd consumes
 the predictions, is stopped (SIGTERM: the pending predictions go into the checkpoint), the
 labels are produced, and a new driftd process joins them to the restored pending predictions:
 ``credit-scoring`` v2, 5 accuracy points worse than v1, raises one signed
@@ -46,13 +46,17 @@ def test_worse_version_flagged_equal_version_not_across_restart(
     driftd_proc: Callable[..., Driftd],
 ) -> None:
     preds_topic = make_topic(partitions=2, prefix="perf-preds")
-    labels_topic = make_topic(partitions=2, prefix="perf-labels")
+    # One label partition: labels are joined in the (shuffled) order they were produced, so
+    # the labelled windows, and the verdicts on them, are the same in every run. With two,
+    # the fetch interleaving decides which labels fill each window, and the equal version's
+    # windows can by chance differ by the 2.5 % per comparison the 95 % interval allows.
+    labels_topic = make_topic(partitions=1, prefix="perf-labels")
     group = f"perf-{preds_topic}"
     bad_p, bad_l = labelled_stream(v2_shift=BAD_SHIFT, n=N, n2=N)
     eq_p, eq_l = labelled_stream(v2_shift=0.0, n=N, n2=N, seed=41, model="credit-equal",
                                  id_prefix="eq-")  # fmt: skip
     labels = bad_l + eq_l
-    random.Random(7).shuffle(labels)  # out of order, across both label partitions
+    random.Random(7).shuffle(labels)  # out of order
     with WebhookSink(SECRET) as sink:
         cfg = perf_config(
             tmp_path,
