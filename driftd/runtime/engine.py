@@ -38,6 +38,7 @@ from driftd.decode import (
 )
 from driftd.evaluation import MonitorSpec, build_spec, evaluate
 from driftd.policy import Policy, PolicyState, alert_id
+from driftd.state.checkpoint import join_arrays, split_arrays
 from driftd.types import RawRecord
 from driftd.windows.count import CountWindow
 from driftd.windows.profile import load_profile_for, segment_label
@@ -265,7 +266,8 @@ class Engine:
                     "policy": vs.policy.to_json(),
                     "warn": vs.warn.to_json(),
                     "detectors": [
-                        _split(a.snapshot(), arrays, f"v{i}.d{j}.") for j, a in enumerate(vs.dets)
+                        split_arrays(a.snapshot(), arrays, f"v{i}.d{j}.")
+                        for j, a in enumerate(vs.dets)
                     ],
                     "latest": vs.latest,
                 }
@@ -370,9 +372,7 @@ class Engine:
             if m.spec.cfg.detectors:
                 from driftd.runtime import detect
 
-                saved = [
-                    _join(d, arrays, f"v{i}.d{j}.") for j, d in enumerate(v.get("detectors", []))
-                ]
+                saved = [join_arrays(d, arrays) for d in v.get("detectors", [])]
                 vs.dets = detect.attach(
                     m.spec.cfg, saved if len(saved) == len(m.spec.cfg.detectors) else None
                 )
@@ -1194,25 +1194,6 @@ def _recode_window(
     for j, lut in enumerate(recode):
         cat[:, j] = lut[cat[:, j]]
     return {**arrays, "cat": cat}
-
-
-def _split(state: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """JSON part of a snapshot; its NumPy arrays go to ``arrays`` under ``prefix``."""
-    meta: dict[str, Any] = {}
-    for k, v in state.items():
-        if isinstance(v, np.ndarray):
-            arrays[prefix + k] = v
-            meta[k] = {"__array__": prefix + k}
-        else:
-            meta[k] = v
-    return meta
-
-
-def _join(meta: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {
-        k: arrays[v["__array__"]] if isinstance(v, dict) and "__array__" in v else v
-        for k, v in meta.items()
-    }
 
 
 def window_events(w: CountWindow | TimeWindow) -> int:

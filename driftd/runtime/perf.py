@@ -59,7 +59,7 @@ from driftd.performance import (
 from driftd.performance.join import MAX_VERSIONS
 from driftd.performance.metrics import json_metrics
 from driftd.policy import Policy, PolicyState, alert_id
-from driftd.state.checkpoint import PERFORMANCE_KEY
+from driftd.state.checkpoint import PERFORMANCE_KEY, join_arrays, split_arrays
 from driftd.types import RawRecord
 
 if TYPE_CHECKING:
@@ -559,7 +559,7 @@ class PerfRuntime:
         arrays: dict[str, npt.NDArray[Any]] = {}
         monitors = []
         for i, mp in enumerate(self.monitors.values()):
-            jmeta = _split(mp.joiner.snapshot(), arrays, f"p{i}.j.")
+            jmeta = split_arrays(mp.joiner.snapshot(), arrays, f"p{i}.j.")
             versions = []
             for k, (name, vp) in enumerate(mp.versions.items()):
                 for col, arr in vp.window.snapshot().items():
@@ -579,7 +579,7 @@ class PerfRuntime:
                     "epoch": mp.epoch,
                     "joiner": jmeta,
                     "versions": versions,
-                    "detector": _split(mp.detector.snapshot(), arrays, f"p{i}.d.")
+                    "detector": split_arrays(mp.detector.snapshot(), arrays, f"p{i}.d.")
                     if mp.detector is not None
                     else None,
                 }
@@ -631,7 +631,7 @@ class PerfRuntime:
     def _restore_one(
         mp: MonitorPerf, i: int, saved: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]
     ) -> tuple[LabelJoiner, dict[str, VersionPerf], ErrorStreamDetector | None]:
-        joiner = LabelJoiner.restore(_join(saved["joiner"], arrays, f"p{i}.j."))
+        joiner = LabelJoiner.restore(join_arrays(saved["joiner"], arrays))
         versions: dict[str, VersionPerf] = {}
         for k, v in enumerate(saved["versions"]):
             prefix = f"p{i}.v{k}."
@@ -645,29 +645,10 @@ class PerfRuntime:
         det = saved.get("detector")
         detector = None
         if det is not None and mp.cfg.detector == det["meta"]["name"]:
-            detector = ErrorStreamDetector.restore(_join(det, arrays, f"p{i}.d."))
+            detector = ErrorStreamDetector.restore(join_arrays(det, arrays))
         return joiner, versions, detector
 
     # ------------------------------------------------------------------ read side
 
     def metric_names(self, mp: MonitorPerf) -> tuple[str, ...]:
         return CLASSIFICATION_METRICS if mp.cfg.task == "classification" else REGRESSION_METRICS
-
-
-def _split(state: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """JSON part of a snapshot (nested ``meta`` kept); NumPy arrays go to ``arrays``."""
-    meta: dict[str, Any] = {}
-    for k, v in state.items():
-        if isinstance(v, np.ndarray):
-            arrays[prefix + k] = v
-            meta[k] = {"__array__": prefix + k}
-        else:
-            meta[k] = v
-    return meta
-
-
-def _join(meta: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
-    return {
-        k: arrays[v["__array__"]] if isinstance(v, dict) and "__array__" in v else v
-        for k, v in meta.items()
-    }

@@ -110,3 +110,24 @@ class CheckpointStore:
 
     def remove(self, key: str) -> None:
         self.path_for(key).unlink(missing_ok=True)
+
+
+def split_arrays(state: dict[str, Any], arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The JSON part of a component's snapshot: its NumPy arrays go to ``arrays`` under
+    ``prefix`` and are referenced as ``{"__array__": name}`` (see :func:`join_arrays`)."""
+    meta: dict[str, Any] = {}
+    for k, v in state.items():
+        if isinstance(v, np.ndarray):
+            arrays[prefix + k] = v
+            meta[k] = {"__array__": prefix + k}
+        else:
+            meta[k] = v
+    return meta
+
+
+def join_arrays(meta: dict[str, Any], arrays: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`split_arrays`."""
+    return {
+        k: arrays[v["__array__"]] if isinstance(v, dict) and "__array__" in v else v
+        for k, v in meta.items()
+    }
