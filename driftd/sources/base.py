@@ -8,10 +8,36 @@ covered by a durable checkpoint (act → persist → commit).
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 from driftd.types import RawRecord
+
+log = logging.getLogger(__name__)
+
+
+def partition_key(topic: str, partition: int) -> str:
+    """``"topic/partition"``: how runtime, checkpoints and sources name a partition."""
+    return f"{topic}/{partition}"
+
+
+def split_partition_key(key: str) -> tuple[str, int]:
+    topic, _, part = key.rpartition("/")
+    return topic, int(part)
+
+
+def offsets_to_commit(committed: Mapping[str, int], offsets: Mapping[str, int]) -> dict[str, int]:
+    """The offsets worth sending: new ones only, and never below one already committed
+    (offsets only go up; a lower one is refused and logged)."""
+    todo: dict[str, int] = {}
+    for key, off in offsets.items():
+        prev = committed.get(key, -1)
+        if off < prev:
+            log.error("refusing to commit %s at %d, below %d", key, off, prev)
+        elif off > prev:
+            todo[key] = off
+    return todo
 
 
 class Source(ABC):

@@ -19,7 +19,7 @@ from typing import Any
 
 from driftd.config import KafkaConfig
 from driftd.errors import ConfigError, SourceError
-from driftd.sources.base import Source
+from driftd.sources.base import Source, offsets_to_commit, partition_key, split_partition_key
 from driftd.types import RawRecord
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,6 @@ def consumer_settings(cfg: KafkaConfig) -> dict[str, Any]:
     if cfg.security_protocol in ("SSL", "SASL_SSL"):
         s["ssl.endpoint.identification.algorithm"] = "https" if cfg.ssl_check_hostname else "none"
     return s
-
-
-def partition_key(topic: str, partition: int) -> str:
-    return f"{topic}/{partition}"
 
 
 class ConfluentSource(Source):
@@ -262,8 +258,7 @@ class ConfluentSource(Source):
         if self._assigning is not None:  # inside on_assign: becomes the start offset
             self._assigning[key] = offset
             return
-        topic, _, part = key.rpartition("/")
-        self.consumer.seek(self.ck.TopicPartition(topic, int(part), offset))
+        self.consumer.seek(self.ck.TopicPartition(*split_partition_key(key), offset))
 
     def commit(self, offsets: Mapping[str, int]) -> None:
         if self._lost:
@@ -273,16 +268,10 @@ class ConfluentSource(Source):
                 ", ".join(sorted(offsets)),
             )
             return
-        todo = []
-        for key, off in offsets.items():
-            prev = self._committed.get(key, -1)
-            if off < prev:  # offsets only go up
-                log.error("refusing to commit %s at %d, below %d", key, off, prev)
-                continue
-            if off == prev:
-                continue
-            topic, _, part = key.rpartition("/")
-            todo.append(self.ck.TopicPartition(topic, int(part), off))
+        todo = [
+            self.ck.TopicPartition(*split_partition_key(key), off)
+            for key, off in offsets_to_commit(self._committed, offsets).items()
+        ]
         if not todo:
             return
         done = self.consumer.commit(offsets=todo, asynchronous=False)

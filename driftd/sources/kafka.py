@@ -28,7 +28,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from driftd.config import KafkaConfig
 from driftd.errors import SourceError
-from driftd.sources.base import Source
+from driftd.sources.base import Source, offsets_to_commit, partition_key, split_partition_key
 from driftd.types import RawRecord
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,8 @@ STALL_RECYCLE_PROBES = 3  # probes that find us behind before the consumer is re
 REVOKE_COMMIT_TIMEOUT_MS = 10_000  # a rebalance waits at most this long for the revoke commit
 
 
-def partition_key(topic: str, partition: int) -> str:
-    return f"{topic}/{partition}"
-
-
 def split_key(key: str) -> TopicPartition:
-    topic, _, part = key.rpartition("/")
-    return TopicPartition(topic, int(part))
+    return TopicPartition(*split_partition_key(key))
 
 
 def consumer_settings(cfg: KafkaConfig) -> dict[str, Any]:
@@ -300,15 +295,10 @@ class KafkaSource(Source):
         self.consumer.seek(split_key(key), offset)
 
     def commit(self, offsets: Mapping[str, int]) -> None:
-        todo: dict[TopicPartition, OffsetAndMetadata] = {}
-        for key, off in offsets.items():
-            prev = self._committed.get(key, -1)
-            if off < prev:  # offsets only go up
-                log.error("refusing to commit %s at %d, below %d", key, off, prev)
-                continue
-            if off == prev:
-                continue
-            todo[split_key(key)] = OffsetAndMetadata(off, "", -1)
+        todo = {
+            split_key(key): OffsetAndMetadata(off, "", -1)
+            for key, off in offsets_to_commit(self._committed, offsets).items()
+        }
         if not todo:
             return
         if self._deferred is not None:  # inside a rebalance listener: sent by the listener
