@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +17,22 @@ class RawRecord:
     partition: int = 0
     offset: int = -1
     topic: str = ""
+
+
+_RAW_SLOTS = ("value", "position", "timestamp_ms", "partition", "offset", "topic")
+Setter = Callable[[RawRecord, Any], None]
+
+
+def raw_record_setters() -> tuple[Setter, Setter, Setter, Setter, Setter, Setter] | None:
+    """The slot setters of RawRecord (value, position, timestamp_ms, partition, offset,
+    topic), for sources' hot loops: the frozen dataclass's generated ``__init__`` costs twice
+    as much as ``object.__new__`` plus these. None if RawRecord's slots are no longer exactly
+    those six — callers then use the constructor rather than leave a slot unset."""
+    if getattr(RawRecord, "__slots__", ()) != _RAW_SLOTS:
+        return None
+    slots = vars(RawRecord)
+    v, p, t, pa, o, to = (slots[name].__set__ for name in _RAW_SLOTS)
+    return v, p, t, pa, o, to
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,12 @@ from typing import Any
 from driftd.config import KafkaConfig
 from driftd.errors import ConfigError, SourceError
 from driftd.sources.base import Source, offsets_to_commit, partition_key, split_partition_key
-from driftd.types import RawRecord
+from driftd.types import RawRecord, raw_record_setters
 
 log = logging.getLogger(__name__)
 
 PartitionCallback = Callable[[list[str]], None]
 MIN_FETCH_MAX_BYTES = 1_000_000  # librdkafka's message.max.bytes
-_FILLED = ("value", "position", "timestamp_ms", "partition", "offset", "topic")
 
 
 def _noop(keys: list[str]) -> None:
@@ -207,8 +206,9 @@ class ConfluentSource(Source):
         out: list[RawRecord] = []
         append = out.append
         eof = self.ck.KafkaError._PARTITION_EOF
-        # Hot path: RawRecords are filled through their slots (see KafkaSource.poll).
-        if getattr(RawRecord, "__slots__", ()) != _FILLED:
+        # Hot path: RawRecords are filled through their slots (see raw_record_setters).
+        setters = raw_record_setters()
+        if setters is None:
             for msg in msgs:
                 err = msg.error()
                 if err is not None:
@@ -228,14 +228,8 @@ class ConfluentSource(Source):
                     )
                 )
             return out
-        slots = vars(RawRecord)
+        set_value, set_position, set_ts, set_partition, set_offset, set_topic = setters
         new = object.__new__
-        set_value = slots["value"].__set__
-        set_position = slots["position"].__set__
-        set_ts = slots["timestamp_ms"].__set__
-        set_partition = slots["partition"].__set__
-        set_offset = slots["offset"].__set__
-        set_topic = slots["topic"].__set__
         for msg in msgs:
             err = msg.error()
             if err is not None:

@@ -29,7 +29,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from driftd.config import KafkaConfig
 from driftd.errors import SourceError
 from driftd.sources.base import Source, offsets_to_commit, partition_key, split_partition_key
-from driftd.types import RawRecord
+from driftd.types import RawRecord, raw_record_setters
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +181,9 @@ class KafkaSource(Source):
     def poll(self, max_records: int, timeout_ms: int) -> list[RawRecord]:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         out: list[RawRecord] = []
-        # Hot path (one RawRecord per event): the frozen dataclass's generated __init__ costs
-        # twice as much as filling the slots through their descriptors, so records are built
-        # that way — only while RawRecord's slots are exactly the six filled below (a changed
-        # RawRecord falls back to the constructor rather than leave a slot unset).
-        filled = ("value", "position", "timestamp_ms", "partition", "offset", "topic")
-        if getattr(RawRecord, "__slots__", ()) != filled:
+        # Hot path (one RawRecord per event): records are filled through their slots.
+        setters = raw_record_setters()
+        if setters is None:
             for tp, records in batches.items():
                 topic, part = tp.topic, tp.partition
                 out.extend(
@@ -194,14 +191,8 @@ class KafkaSource(Source):
                     for r in records
                 )
         else:
-            slots = vars(RawRecord)
+            set_value, set_position, set_ts, set_partition, set_offset, set_topic = setters
             new = object.__new__
-            set_value = slots["value"].__set__
-            set_position = slots["position"].__set__
-            set_ts = slots["timestamp_ms"].__set__
-            set_partition = slots["partition"].__set__
-            set_offset = slots["offset"].__set__
-            set_topic = slots["topic"].__set__
             append = out.append
             for tp, records in batches.items():
                 topic, part = tp.topic, tp.partition
