@@ -135,7 +135,7 @@ def make_events(
 def build_profile(path: Path, events: int = 20_000, seed: int = 999) -> Path:
     """Compile the workload's reference profile (one file serves every model)."""
     from driftd.config import SchemaConfig
-    from driftd.windows.profile import build_profile as _build
+    from driftd.reference.profile import build_profile as _build
 
     mon = monitor_config_dict("bench", "bench-0", path)
     from driftd.config import MonitorConfig

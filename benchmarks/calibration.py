@@ -30,9 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.kernels import warm_up
+from driftd.reference.features import NumericReference, build_numeric
 from driftd.stats import auto_select, get_test
 from driftd.stats.calibrate import Calibration, alert_budget, calibrate_feature, calibrate_monitor
-from driftd.windows.reference import NumericReference, build_numeric
 
 F64 = npt.NDArray[np.float64]
 TARGET_S = 10.0

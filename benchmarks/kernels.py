@@ -35,8 +35,8 @@ import numpy.typing as npt
 
 from driftd.kernels import warm_up
 from driftd.kernels.ring import ring_append
+from driftd.reference.features import NumericReference, build_numeric
 from driftd.stats import evaluate_numeric, get_test
-from driftd.windows.reference import NumericReference, build_numeric
 
 F64 = npt.NDArray[np.float64]
 TESTS = ("ks", "wasserstein", "psi", "js", "cvm", "ad", "energy")

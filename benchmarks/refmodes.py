@@ -33,10 +33,10 @@ from typing import Any
 
 import yaml
 
-from driftd import refmodes
 from driftd.cli import main as driftd_cli
 from driftd.config import load_config
 from driftd.demo.credit import generate
+from driftd.monitor import refmodes
 from driftd.runtime.engine import Engine
 from driftd.types import RawRecord
 

@@ -27,9 +27,9 @@ import orjson
 
 from driftd.config import MonitorConfig, validate_config
 from driftd.demo.credit import generate
+from driftd.reference.profile import build_profile
 from driftd.runtime.engine import Engine
 from driftd.types import RawRecord
-from driftd.windows.profile import build_profile
 
 FEATURES: dict[str, dict[str, Any]] = {
     "income": {"kind": "numeric", "test": "ks", "threshold": 0.001},

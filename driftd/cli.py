@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
-from driftd import __version__
+from driftd._version import __version__
 from driftd.errors import ConfigError, DriftdError, SourceError, StateError
 from driftd.types import RawRecord
 
@@ -132,7 +132,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             )
 
         if s.mode != "profile":
-            from driftd.refmodes import describe
+            from driftd.monitor.refmodes import describe
 
             sys.stdout.write(f"# monitor {s.cfg.name}: {describe(s)}\n")
             continue
@@ -216,7 +216,7 @@ class _Progress:
 
 
 def cmd_profile_build(args: argparse.Namespace) -> int:
-    from driftd.windows.profile import build_profile
+    from driftd.reference.profile import build_profile
 
     cfg = _load(args)
     mon = cfg.monitor(args.monitor)
@@ -239,7 +239,7 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
         progress.close()
     if prof.events == 0:
         raise ConfigError("--input", "no usable events in the input")
-    from driftd.evaluation import build_spec
+    from driftd.monitor.evaluate import build_spec
 
     index = next(i for i, m in enumerate(cfg.monitors) if m.name == mon.name)
     spec = build_spec(mon, prof, index)  # calibrates thresholds into prof.calibration
@@ -276,8 +276,8 @@ def _explicit(mon: Any, name: str) -> bool:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from driftd.audit import AuditLog
-    from driftd.deadletter import open_dead_letter
+    from driftd.actions.audit import AuditLog
+    from driftd.actions.deadletter import open_dead_letter
     from driftd.runtime.engine import Engine
     from driftd.sources.file import FileSource
 
@@ -349,7 +349,7 @@ class _LabelFeed:
     counts it if it is bad). Positions count label lines over all files."""
 
     def __init__(self, paths: Sequence[str], cfg: Any) -> None:
-        from driftd.decode import _getter
+        from driftd.ingest.decode import _getter
 
         self._fhs = [open(p, "rb") for p in paths]  # noqa: SIM115 - closed by close()
         self._ts = _getter(cfg.schema_.timestamp)
@@ -361,7 +361,7 @@ class _LabelFeed:
     def _read(self, i: int) -> None:
         import heapq
 
-        from driftd.decode import Reject, parse_ts
+        from driftd.ingest.decode import Reject, parse_ts
 
         line = self._fhs[i].readline()
         if not line:

@@ -19,7 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from driftd import __version__
+from driftd._version import __version__
 from driftd.runtime.engine import Engine
 
 

@@ -12,8 +12,8 @@ from driftd_testutil import LogLines, credit_config, write_lines
 from driftd.cli import main
 from driftd.config import load_config
 from driftd.demo.credit import generate
-from driftd.evaluation import build_spec
-from driftd.windows.profile import Profile
+from driftd.monitor.evaluate import build_spec
+from driftd.reference.profile import Profile
 
 AUTO = {
     "income": {"kind": "numeric"},
@@ -109,9 +109,9 @@ def test_calibration_disabled_keeps_defaults(tmp_path: Path) -> None:
 def test_partial_windows_get_proportionally_larger_thresholds() -> None:
     import numpy as np
 
-    from driftd.evaluation import FeatureSpec, effective_threshold
+    from driftd.monitor.evaluate import FeatureSpec, effective_threshold
+    from driftd.reference.features import build_numeric
     from driftd.stats import get_test
-    from driftd.windows.reference import build_numeric
 
     ref = build_numeric(np.random.default_rng(0).normal(size=100_000))
     js = FeatureSpec("x", "numeric", 0, ref, get_test("js"), 0.03, calibrated=True,

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from driftd.config import FeatureConfig, SchemaConfig
-from driftd.decode import MISSING_CODE, EventDecoder, Reject, RowMapper, parse_ts
+from driftd.ingest.decode import MISSING_CODE, EventDecoder, Reject, RowMapper, parse_ts
 
 DEC = EventDecoder(SchemaConfig(), max_event_bytes=4096)
 

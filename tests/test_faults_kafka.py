@@ -365,7 +365,7 @@ def test_fuzz_through_the_broker_every_message_accounted_for(
 
 def _is_valid(raw: bytes) -> bool:
     from driftd.config import FeatureConfig, SchemaConfig
-    from driftd.decode import EventDecoder, Reject, RowMapper
+    from driftd.ingest.decode import EventDecoder, Reject, RowMapper
 
     try:
         _, _, _, feats, pred = EventDecoder(SchemaConfig(), 1024 * 1024).decode(raw, None)

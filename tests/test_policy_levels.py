@@ -10,9 +10,9 @@ from driftd_testutil import build_credit_profile, credit_config, read_jsonl, wri
 
 from driftd.cli import main
 from driftd.demo.credit import generate
-from driftd.evaluation import FeatureSpec, adjust_multiple_testing
+from driftd.monitor.evaluate import FeatureSpec, adjust_multiple_testing
+from driftd.reference.features import build_numeric
 from driftd.stats import get_test
-from driftd.windows.reference import build_numeric
 
 
 def specs(thr: float, n: int) -> tuple[FeatureSpec, ...]:

@@ -13,7 +13,7 @@ from scipy import stats
 
 from driftd.cli import main
 from driftd.demo.credit import generate
-from driftd.windows.profile import Profile
+from driftd.reference.profile import Profile
 
 
 @pytest.fixture(scope="module")

@@ -33,14 +33,14 @@ from prometheus_client import generate_latest
 
 from driftd.cli import main
 from driftd.config import load_config, validate_config
-from driftd.decode import EventDecoder, KeepingDecoder, Reject, segment_value
 from driftd.demo.sink import WebhookSink
 from driftd.errors import ConfigError
+from driftd.ingest.decode import EventDecoder, KeepingDecoder, Reject, segment_value
 from driftd.metrics import build_registry
+from driftd.reference.profile import Profile
 from driftd.runtime.engine import Engine
 from driftd.runtime.http import monitor_view
 from driftd.types import RawRecord
-from driftd.windows.profile import Profile
 
 MEANS = {"EU": 0.0, "US": 2.0, "APAC": 0.0}
 SHARES = {"EU": 0.4, "US": 0.4, "APAC": 0.2}
@@ -665,7 +665,7 @@ def test_profile_segments_of_another_segment_by_are_not_used(setup: tuple[Path, 
 
 
 def test_segment_labels_escape_separators() -> None:
-    from driftd.windows.profile import segment_label
+    from driftd.reference.profile import segment_label
 
     by = ("a", "b")
     one = segment_label(by, ("x,b=y", "z"))

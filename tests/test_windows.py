@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from driftd.reference.features import bin_counts, build_categorical, build_numeric, quantile_edges
 from driftd.windows.count import CountWindow
-from driftd.windows.reference import bin_counts, build_categorical, build_numeric, quantile_edges
 
 
 def batch(start: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

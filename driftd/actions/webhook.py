@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import driftd
+from driftd._version import __version__
 from driftd.actions import signing
 from driftd.actions.outbox import Outbox, OutboxEntry
 from driftd.actions.payload import PayloadFormat, build_body
@@ -152,7 +152,7 @@ class WebhookAction:
         netloc = parts.hostname + (f":{port}" if port is not None else "")
         self._log_url = f"{parts.scheme}://{netloc}{parts.path or '/'}"
         self._ssl_context = ssl_context
-        self._user_agent = f"driftd/{driftd.__version__}"
+        self._user_agent = f"driftd/{__version__}"
         self._clock = clock
         self._jitter = jitter
 

@@ -86,7 +86,8 @@ class ScoreSignal:
 
 
 class StatisticSignal:
-    """One value per evaluation, read from an evaluation dict (``driftd.evaluation.evaluate``).
+    """One value per evaluation, read from an evaluation dict
+    (``driftd.monitor.evaluate.evaluate``).
 
     ``source`` is ``"drift_share"``, ``"prediction"`` (the prediction test's statistic) or
     ``"feature:<name>"`` (that feature's test statistic). The value is placed at the window's

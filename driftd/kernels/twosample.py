@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from driftd.kernels._jit import kernel
-from driftd.windows.reference import FloatArray
+from driftd.reference.features import FloatArray
 
 
 @kernel

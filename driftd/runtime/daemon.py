@@ -26,10 +26,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from driftd.actions.audit import AuditLog
+from driftd.actions.deadletter import DeadLetterSink, open_dead_letter
 from driftd.actions.webhook import WebhookAction
-from driftd.audit import AuditLog
 from driftd.config import Config, WebhookActionConfig
-from driftd.deadletter import DeadLetterSink, open_dead_letter
 from driftd.errors import ConfigError, SourceError, StateError
 from driftd.metrics import build_registry
 from driftd.runtime.engine import Engine
@@ -143,7 +143,7 @@ class Daemon:
 
     def _save_perf(self) -> None:
         """Persist the performance state (before any partition checkpoint: see
-        driftd.runtime.perf for why that order keeps the join exact)."""
+        driftd.monitor.performance for why that order keeps the join exact)."""
         perf = self.engine.perf
         if perf is None or not perf.dirty:
             return

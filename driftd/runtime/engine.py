@@ -26,9 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from driftd import refmodes
 from driftd.config import Config, ProfileReference
-from driftd.decode import (
+from driftd.ingest.decode import (
     OTHER_SEGMENT,
     EventDecoder,
     KeepingDecoder,
@@ -36,17 +35,18 @@ from driftd.decode import (
     RowMapper,
     segment_key_fn,
 )
-from driftd.evaluation import MonitorSpec, build_spec, evaluate
+from driftd.monitor import refmodes
+from driftd.monitor.evaluate import MonitorSpec, build_spec, evaluate
 from driftd.policy import Policy, PolicyState, alert_id
+from driftd.reference.profile import load_profile_for, segment_label
+from driftd.reference.warmup import WarmupBuilder
 from driftd.state.checkpoint import join_arrays, split_arrays
 from driftd.types import RawRecord
 from driftd.windows.count import CountWindow
-from driftd.windows.profile import load_profile_for, segment_label
 from driftd.windows.time import TimeWindow, WindowView
-from driftd.windows.warmup import WarmupBuilder
 
 if TYPE_CHECKING:
-    from driftd.runtime.perf import PerfRuntime
+    from driftd.monitor.performance import PerfRuntime
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def load_specs(cfg: Config) -> list[MonitorSpec]:
     for i, m in enumerate(cfg.monitors):
         ref = m.reference
         if m.detectors:
-            from driftd.runtime import detect
+            from driftd.monitor import detect
 
             detect.validate(m, i)
         if not isinstance(ref, ProfileReference):
@@ -220,10 +220,10 @@ class Engine:
         # Rejected records kept for a dead-letter destination (only when one is configured).
         self.collect_rejects = False
         self._rejects: list[tuple[RawRecord, str, str]] = []
-        # Delayed-label performance monitoring (driftd.runtime.perf), when configured.
+        # Delayed-label performance monitoring (driftd.monitor.performance), when configured.
         self.perf: PerfRuntime | None = None
         if any(m.spec.cfg.performance is not None for m in self.monitors):
-            from driftd.runtime.perf import PerfRuntime
+            from driftd.monitor.performance import PerfRuntime
 
             self.perf = PerfRuntime(cfg, self)
             self.decoder.want_extra = True
@@ -370,7 +370,7 @@ class Engine:
             if not self._restore_reference(m, v, vs, arrays, prefix, recode):
                 continue
             if m.spec.cfg.detectors:
-                from driftd.runtime import detect
+                from driftd.monitor import detect
 
                 saved = [join_arrays(d, arrays) for d in v.get("detectors", [])]
                 vs.dets = detect.attach(
@@ -546,7 +546,7 @@ class Engine:
         if m.spec.mode == "warmup":
             vs.warmup = refmodes.new_warmup(m.spec)
         if m.spec.cfg.detectors:
-            from driftd.runtime import detect
+            from driftd.monitor import detect
 
             vs.dets = detect.attach(m.spec.cfg, saved)
         return vs
@@ -735,7 +735,7 @@ class Engine:
             vs.ts.clear()
             keys, vs.seg_keys = vs.seg_keys, []
             if vs.dets and m.spec.prediction is not None and m.spec.prediction.kind == "numeric":
-                from driftd.runtime import detect
+                from driftd.monitor import detect
 
                 hits = detect.feed_scores(vs.dets, num[:, m.spec.prediction.column], pos)
                 out.extend(self._detector_outputs(m, version, hits))
@@ -975,7 +975,7 @@ class Engine:
             evaluation["reference"] = ev["reference"]
         out = [evaluation]
         if vs.dets:
-            from driftd.runtime import detect
+            from driftd.monitor import detect
 
             out.extend(
                 self._detector_outputs(m, version, detect.feed_evaluation(vs.dets, evaluation))

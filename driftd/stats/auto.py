@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from driftd.windows.reference import CategoricalReference, NumericReference
+from driftd.reference.features import CategoricalReference, NumericReference
 
 SMALL_REFERENCE = 1000  # reference values (non-missing) up to which hypothesis tests are used
 

@@ -1,7 +1,7 @@
 """Drift-test API and the registry tests are looked up in by their config name.
 
 A test compares the current window of one feature with that feature's reference summary
-(:mod:`driftd.windows.reference`) and returns a :class:`TestResult`. Tests are stateless.
+(:mod:`driftd.reference.features`) and returns a :class:`TestResult`. Tests are stateless.
 
 Undefined results. When a test cannot say anything (empty current window, empty reference,
 too few values for the statistic, a sample with a single distinct value where the statistic
@@ -24,7 +24,7 @@ from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from driftd.windows.reference import (
+from driftd.reference.features import (
     CategoricalReference,
     FloatArray,
     IntArray,

@@ -18,6 +18,7 @@ import numpy as np
 
 from driftd.kernels import divergence
 from driftd.kernels.binning import bin_counts_sorted
+from driftd.reference.features import CategoricalReference, FloatArray, IntArray, NumericReference
 from driftd.stats.base import (
     UNDEFINED,
     DriftTest,
@@ -26,7 +27,6 @@ from driftd.stats.base import (
     categorical_vectors,
     register,
 )
-from driftd.windows.reference import CategoricalReference, FloatArray, IntArray, NumericReference
 
 BOTH: frozenset[str] = frozenset({"numeric", "categorical"})
 

@@ -116,9 +116,9 @@ import numpy as np
 from driftd.kernels import divergence, resample
 from driftd.kernels.binning import bin_counts_sorted
 from driftd.kernels.special import gammaincc
+from driftd.reference.features import CategoricalReference, FloatArray, NumericReference
 from driftd.stats.base import DriftTest, TestResult, reference_sample
 from driftd.stats.numeric import norm_scale
-from driftd.windows.reference import CategoricalReference, FloatArray, NumericReference
 
 FeatureRef = NumericReference | CategoricalReference
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from driftd.kernels import divergence, special
+from driftd.reference.features import CategoricalReference, IntArray
 from driftd.stats.base import (
     UNDEFINED,
     DriftTest,
@@ -16,7 +17,6 @@ from driftd.stats.base import (
     categorical_vectors,
     register,
 )
-from driftd.windows.reference import CategoricalReference, IntArray
 
 CATEGORICAL: frozenset[str] = frozenset({"categorical"})
 

@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from driftd.kernels import special, twosample
+from driftd.reference.features import FloatArray, NumericReference
 from driftd.stats.base import (
     UNDEFINED,
     DriftTest,
@@ -21,7 +22,6 @@ from driftd.stats.base import (
     reference_sample,
     register,
 )
-from driftd.windows.reference import FloatArray, NumericReference
 
 NUMERIC: frozenset[str] = frozenset({"numeric"})
 

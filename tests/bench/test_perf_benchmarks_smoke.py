@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # `benchmarks` is not installed; pytest may run f
 
 from benchmarks import e2e, latency, memory, soak  # noqa: E402
 from driftd.config import FeatureConfig  # noqa: E402
-from driftd.decode import EventDecoder, Reject, RowMapper  # noqa: E402
+from driftd.ingest.decode import EventDecoder, Reject, RowMapper  # noqa: E402
 
 
 def _last_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:

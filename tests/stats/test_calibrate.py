@@ -24,14 +24,14 @@ from scipy import stats as ss
 
 from driftd.kernels import resample as rs
 from driftd.kernels import twosample
-from driftd.stats import DriftTest, TestResult, get_test
-from driftd.stats import calibrate as cal
-from driftd.windows.reference import (
+from driftd.reference.features import (
     CategoricalReference,
     FloatArray,
     NumericReference,
     build_numeric,
 )
+from driftd.stats import DriftTest, TestResult, get_test
+from driftd.stats import calibrate as cal
 
 JIT = not numba_config.DISABLE_JIT
 SETTINGS = settings(

@@ -13,14 +13,14 @@ from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 
 from driftd.kernels import divergence as dv
-from driftd.stats import get_test
-from driftd.windows.reference import (
+from driftd.reference.features import (
     CategoricalReference,
     FloatArray,
     IntArray,
     bin_counts,
     build_numeric,
 )
+from driftd.stats import get_test
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

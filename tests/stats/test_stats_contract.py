@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 import driftd.stats as stats
-from driftd.stats import DriftTest, TestResult
-from driftd.windows.reference import (
+from driftd.reference.features import (
     CategoricalReference,
     NumericReference,
     build_categorical,
     build_numeric,
     numeric_from_sample,
 )
+from driftd.stats import DriftTest, TestResult
 
 ALL = stats.test_names()
 NUMERIC = stats.test_names("numeric")

@@ -19,13 +19,13 @@ from scipy import stats as ss
 from scipy.stats._ksstats import kolmogn as scipy_kolmogn
 
 from driftd.kernels import binning, ring, special, twosample
-from driftd.stats import get_test
-from driftd.windows.reference import (
+from driftd.reference.features import (
     FloatArray,
     NumericReference,
     build_numeric,
     numeric_from_sample,
 )
+from driftd.stats import get_test
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -164,7 +164,7 @@ def test_bin_counts_match_twin_and_reference_convention(
     assert np.array_equal(binning.bin_counts(values, edges), expect)
     assert np.array_equal(binning.bin_counts_sorted(np.sort(values), edges), expect)
     finite = values[~np.isnan(values)]
-    # the convention of driftd.windows.reference: edges[i] <= x < edges[i+1]
+    # the convention of driftd.reference.features: edges[i] <= x < edges[i+1]
     idx = np.searchsorted(edges[1:-1], finite, side="right")
     assert np.array_equal(expect, np.bincount(idx, minlength=len(edges) - 1))
 

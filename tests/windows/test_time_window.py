@@ -492,9 +492,9 @@ def test_views_and_count_windows_share_the_read_interface() -> None:
 
 def test_evaluate_accepts_a_time_window_view() -> None:
     from driftd.config import MonitorConfig
-    from driftd.evaluation import build_spec, evaluate
-    from driftd.windows.profile import Profile
-    from driftd.windows.reference import build_categorical, build_numeric
+    from driftd.monitor.evaluate import build_spec, evaluate
+    from driftd.reference.features import build_categorical, build_numeric
+    from driftd.reference.profile import Profile
 
     rng = np.random.default_rng(0)
     cfg = MonitorConfig.model_validate(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driftd.windows.reference import build_numeric
-from driftd.windows.warmup import WarmupBuilder
+from driftd.reference.features import build_numeric
+from driftd.reference.warmup import WarmupBuilder
 
 
 def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]

@@ -22,12 +22,12 @@ from driftd.config import (
     SlidingTimeWindow,
     TumblingTimeWindow,
 )
-from driftd.decode import RowMapper
 from driftd.errors import ConfigError
+from driftd.ingest.decode import RowMapper
+from driftd.reference.features import CategoricalReference, NumericReference
+from driftd.reference.profile import FeatureRef, Profile
 from driftd.stats import DriftTest, auto_select, get_test
 from driftd.windows.count import CountWindow
-from driftd.windows.profile import FeatureRef, Profile
-from driftd.windows.reference import CategoricalReference, NumericReference
 from driftd.windows.time import TimeWindow, WindowView
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class MonitorSpec:
     def for_segment(self, key: tuple[str, ...]) -> MonitorSpec:
         return self.segment_specs.get(key, self)
     # Reference mode: "profile", or "warmup" / "version" (this spec is then the layout only:
-    # references are built at run time, see driftd.refmodes) with categories learnt as they
+    # references are built at run time, see driftd.monitor.refmodes) with categories learnt as they
     # appear, up to ``open_categories`` labels per feature.
     mode: str = "profile"
     open_categories: int = 0

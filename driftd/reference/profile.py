@@ -32,9 +32,9 @@ import numpy as np
 import orjson
 
 from driftd.config import FeatureConfig, MonitorConfig, SchemaConfig
-from driftd.decode import Reject, _getter, segment_key_fn, to_category, to_float
 from driftd.errors import ConfigError
-from driftd.windows.reference import (
+from driftd.ingest.decode import Reject, _getter, segment_key_fn, to_category, to_float
+from driftd.reference.features import (
     MAX_RAW,
     CategoricalReference,
     NumericReference,

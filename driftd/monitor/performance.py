@@ -41,8 +41,8 @@ import numpy.typing as npt
 import orjson
 
 from driftd.config import Config, PerformanceConfig
-from driftd.decode import Reject, _getter, parse_ts
 from driftd.errors import StateError
+from driftd.ingest.decode import Reject, _getter, parse_ts
 from driftd.performance import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,

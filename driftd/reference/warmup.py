@@ -3,7 +3,7 @@
 Numeric columns keep a uniform reservoir of raw rows (all of them while N ≤ ``MAX_RAW``, the
 profile's rule) beside exact running moments (count, missing, mean, M2, min, max, merged per
 micro-batch with Chan's formula); categorical columns keep exact counts per code (codes of the
-monitor's growing category dictionary, see :class:`driftd.decode.OpenCodes`) and the missing
+monitor's growing category dictionary, see :class:`driftd.ingest.decode.OpenCodes`) and the missing
 count. The reservoir's replacement decisions come from a hash of (seed, row index), not from
 a random generator's state, so the result is the same however the rows are batched and
 whether or not the builder went through a checkpoint on the way.
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.windows.reference import (
+from driftd.reference.features import (
     MAX_RAW,
     CategoricalReference,
     NumericReference,

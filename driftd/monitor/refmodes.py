@@ -2,12 +2,13 @@
 
 Both start from a *layout* spec (columns, kinds, tests where they can be fixed up front) built
 on an empty placeholder profile. Categorical codes then come from the monitor's growing
-category dictionary (:class:`driftd.decode.OpenCodes`), shared by every version of the monitor;
-at evaluation time a lookup table maps those codes onto the categories of the reference in use,
-codes the reference does not have going to its unseen bucket (:class:`RemappedView`).
+category dictionary (:class:`driftd.ingest.decode.OpenCodes`), shared by every version of the
+monitor; at evaluation time a lookup table maps those codes onto the categories of the
+reference in use, codes the reference does not have going to its unseen bucket
+(:class:`RemappedView`).
 
 * **warmup** — each version's first N accepted events are folded into a
-  :class:`~driftd.windows.warmup.WarmupBuilder`; when it is complete, :func:`warmup_spec` turns
+  :class:`~driftd.reference.warmup.WarmupBuilder`; when it is complete, :func:`warmup_spec` turns
   it into a profile, resolves the tests on it (automatic selection sees the reference's size)
   and calibrates thresholds on it exactly like profile mode does (``build_spec``), once.
 * **version** — :func:`versus_spec` builds, per evaluation, a reference from the baseline
@@ -33,13 +34,13 @@ import numpy.typing as npt
 
 from driftd.config import MonitorConfig, ProfileReference, VersionReference, WarmupReference
 from driftd.errors import ConfigError
-from driftd.evaluation import FeatureSpec, MonitorSpec, build_spec
+from driftd.monitor.evaluate import FeatureSpec, MonitorSpec, build_spec
+from driftd.reference.features import CategoricalReference, NumericReference, build_numeric
+from driftd.reference.profile import FeatureRef, Profile
+from driftd.reference.warmup import WarmupBuilder
 from driftd.stats import get_test
 from driftd.windows.count import CountWindow
-from driftd.windows.profile import FeatureRef, Profile
-from driftd.windows.reference import CategoricalReference, NumericReference, build_numeric
 from driftd.windows.time import WindowView
-from driftd.windows.warmup import WarmupBuilder
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def recode_luts(
 ) -> list[npt.NDArray[np.int64]]:
     """Saved code → current code per categorical column, registering saved labels in the
     current dictionaries (they differ when a partition moved between processes)."""
-    from driftd.decode import OpenCodes
+    from driftd.ingest.decode import OpenCodes
 
     out = []
     for labels, table in zip(saved, tables, strict=True):
@@ -310,7 +311,7 @@ def profile_state(prof: Profile, arrays: dict[str, Any], prefix: str) -> dict[st
 
 
 def profile_from_state(meta: dict[str, Any], arrays: dict[str, Any], prefix: str) -> Profile:
-    from driftd.windows.reference import numeric_from_sample
+    from driftd.reference.features import numeric_from_sample
 
     refs: dict[str, FeatureRef] = {}
     for name, d in meta["features"].items():
