@@ -29,7 +29,7 @@ the monitor config (``null`` deletes a key), e.g. ``'{"policy": {"consecutive": 
 same monitor config is used to build the reference profile (through ``driftd profile build``)
 and to run the engine, so whatever profile build derives from it (calibration) is included.
 
-Streams (each through a fresh in-process :class:`~driftd.runtime.engine.Engine`, micro-batches
+Streams (each through a fresh in-process :class:`~driftd.runtime.pipeline.Pipeline`, micro-batches
 of ``--batch`` events, positions 1-based, event times ``--events-per-s`` apart):
 
 * ``stationary``: ``--stationary-events`` events drawn from the reference distributions.
@@ -98,7 +98,7 @@ import yaml
 from driftd.cli import main as driftd_cli
 from driftd.config import load_config
 from driftd.kernels import warm_up
-from driftd.runtime.engine import Engine
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 F64 = npt.NDArray[np.float64]
@@ -477,7 +477,7 @@ def run_stream(
     batch: int,
     events_per_s: float,
 ) -> Run:
-    engine = Engine(load_config(cfg_path, environ={}))
+    engine = Pipeline(load_config(cfg_path, environ={}))
     position = 0
     for chunk in stream(segments, seed, events_per_s):
         recs = [RawRecord(v, position + i + 1, None) for i, v in enumerate(chunk)]

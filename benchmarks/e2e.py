@@ -1,40 +1,48 @@
-"""End-to-end throughput: ``driftd run`` against the Kafka client's own ceiling, side by side.
+"""End-to-end throughput: ``driftd run`` against the Kafka client's own ceiling, side by side,
+with the topic keyed the way prediction logs are produced (by event id) and keyed by model.
 
     python -m benchmarks.e2e [--json] [--events 1000000] [--bootstrap HOST:PORT] [--rounds 2]
+                             [--confluent] [--baseline GIT-REV]
 
 Against the project's real broker (a private one on free ports is started — and stopped —
 unless ``--bootstrap`` is given), the benchmark
 
 1. compiles a reference profile with ``driftd profile build`` (20,000 seeded events);
-2. creates a 4-partition topic and produces ``--events`` events to it: 4 models
-   (``bench-0`` … ``bench-3``, model *i* in partition *i*, as producers keying by model get),
-   each first ``v1`` then ``v2`` (same distribution); 20 numeric + 3 categorical features and
-   a numeric score per event, ~430 bytes of JSON, generated offline from a fixed seed and
-   pre-encoded. Producer: kafka-python, 1 MiB batches, 20 ms linger, ``acks=1``, no
-   compression (``--compression lz4`` to change);
+2. produces ``--events`` events to two topics of ``--partitions`` partitions: 4 models
+   (``bench-0`` … ``bench-3``), each first ``v1`` then ``v2`` (same distribution), the models
+   interleaved in chunks of 25,000; 20 numeric + 3 categorical features and a numeric score
+   per event, ~430 bytes of JSON, generated offline from a fixed seed and pre-encoded.
+   **by-event-id**: each record keyed by its ``event_id`` (Kafka's default partitioner spreads
+   every model over every partition — how services publish prediction logs); **by-model**:
+   model *i* in partition *i*. Producer: kafka-python, 1 MiB batches, 20 ms linger,
+   ``acks=1``, no compression (``--compression lz4`` to change);
 3. then, ``--rounds`` times, alternating:
    (a) **raw**: a kafka-python ``KafkaConsumer`` with driftd's own settings
-       (``driftd.sources.kafka.consumer_settings``: CRC checks on, same fetch sizes, same
-       ``poll`` batch size) consuming and discarding every record under a new group — the
-       ceiling; timed from subscribing to the last record;
-   (b) **driftd**: ``driftd run`` as a subprocess under a fresh group and state directory, with
-       the default checkpoint interval and window (sliding 5,000 events, step 1,000, every
-       feature tested at each step), until ``driftd_events_total`` on ``/metrics`` counts every
-       event (counting and evaluating happen in the same locked micro-batch step, so counted
-       means windowed and evaluated). Timed from process start; start-up (to ``/readyz``) is
-       reported separately and subtracted: ``driftd_events_per_s = events / (done - ready)``;
-   (c) the same with ``--workers 2``.
-   After each driftd run every monitor's versions are checked through
-   ``/api/v1/monitors/{name}`` (event counts, last evaluation at the partition's last
-   position), the process is stopped with SIGTERM and its final checkpoints are checked
-   (events and next offsets cover the whole topic).
+       (``driftd.sources.kafka.consumer_settings``) consuming and discarding every record of
+       the by-event-id topic under a new group — the ceiling;
+   (b) **driftd, by event id**: ``driftd run`` as a subprocess under a fresh group and state
+       directory, default checkpoint interval and window (sliding 5,000 events, step 1,000,
+       every feature tested at each step), until ``driftd_events_total`` on ``/metrics``
+       counts every event. Start-up (to ``/readyz``) is reported separately and subtracted:
+       ``events_per_s = events / (done - ready)``;
+   (c) **driftd, by model**: the same on the by-model topic;
+   (d) with ``--baseline REV``: the release at git revision ``REV`` (run from a ``git
+       archive`` of its ``driftd/`` package, same interpreter and dependencies) on the
+       by-model topic — the figure this release is compared with;
+   (e) with ``--confluent``: confluent-kafka's own ceiling and ``source: {type: confluent}``
+       on the by-event-id topic.
+   After each run of this release every monitor's versions are checked through
+   ``/api/v1/monitors/{name}`` (one verdict per version, its event count, the last window's
+   partitions), the process is stopped with SIGTERM and its checkpoint manifest is checked
+   (next offsets cover the whole topic).
 
 The printed figures are medians over the rounds (every run is listed too). With ``--json`` the
-last line is one JSON object with ``raw_events_per_s``, ``driftd_events_per_s``, ``ratio``,
-``events``, ``peak_rss_mb``, ``driftd_workers2_events_per_s`` and ``startup_s`` (plus the
-per-run figures). ``--profile-out FILE`` adds one extra single-process driftd run under
-cProfile (not timed) and writes its stats there; ``--write-replay DIR`` only writes the same
-workload, its profile and a config as files, for profiling ``driftd replay`` without Kafka.
+last line is one JSON object with ``raw_events_per_s``, ``driftd_events_per_s`` (by event id),
+``by_model_events_per_s``, ``ratio``, ``keyed_by_event_id_vs_model``, ``events``,
+``peak_rss_mb``, ``startup_s``, optionally ``baseline`` and ``confluent`` (plus the per-run
+figures). ``--profile-out FILE`` adds one extra driftd run under cProfile (not timed);
+``--write-replay DIR`` only writes the same workload, its profile and a config as files, for
+profiling ``driftd replay`` without Kafka.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import orjson
 
 from benchmarks import _kafka as K
 
@@ -110,32 +118,47 @@ def build_profile_cli(work: Path, window: dict[str, Any] | None = None) -> Path:
 
 
 def stream(events: int, models: int) -> Iterator[tuple[int, list[bytes]]]:
-    """The workload in chunks: (model = partition, events), model by model, ``v1`` then
-    ``v2``; the same for every run."""
+    """The workload in chunks: (model, events), the models interleaved chunk by chunk, each
+    ``v1`` then ``v2``; the same for every run."""
     per_model = events // models
     chunk = 25_000
-    for m in range(models):
-        n_v1 = per_model // 2
-        for version, first, count in (("v1", 0, n_v1), ("v2", n_v1, per_model - n_v1)):
-            for start in range(first, first + count, chunk):
-                n = min(chunk, first + count - start)
+    n_v1 = per_model // 2
+    parts = [(("v1", 0, n_v1), ("v2", n_v1, per_model - n_v1))] * models
+    for version_i in range(2):
+        version, first, count = parts[0][version_i]
+        for start in range(first, first + count, chunk):
+            n = min(chunk, first + count - start)
+            for m in range(models):
                 yield m, K.make_events(n, model=m, version=version, start=start)
 
 
-def produce(bootstrap: str, topic: str, events: int, models: int, compression: str | None) -> float:
-    """Produce the workload (model i → partition i). Returns events/s of the send loop
-    (generation excluded)."""
+def produce(
+    bootstrap: str,
+    topics: dict[str, str],
+    events: int,
+    models: int,
+    compression: str | None,
+) -> float:
+    """Produce the workload to each topic of ``topics`` (keying → topic): ``event`` keys each
+    record by its event id (the default partitioner spreads models over partitions),
+    ``model`` puts model i in partition i. Returns events/s of the send loop."""
     producer = K.fast_producer(bootstrap, compression)
     send_s = 0.0
     sent = 0
     try:
         for m, values in stream(events, models):
             key = K.model_name(m).encode()
+            ids = [orjson.loads(v)["event_id"].encode() for v in values]
             t0 = time.perf_counter()
-            for v in values:
-                producer.send(topic, value=v, key=key, partition=m)
+            for keying, topic in topics.items():
+                if keying == "model":
+                    for v in values:
+                        producer.send(topic, value=v, key=key, partition=m)
+                else:
+                    for v, eid in zip(values, ids, strict=True):
+                        producer.send(topic, value=v, key=eid)
             send_s += time.perf_counter() - t0
-            sent += len(values)
+            sent += len(values) * len(topics)
         t0 = time.perf_counter()
         producer.flush(300)
         send_s += time.perf_counter() - t0
@@ -167,52 +190,39 @@ def write_replay(out: Path, events: int, models: int) -> None:
     )
 
 
-def check_driftd(
-    d: K.DriftdProcess, models: int, per_model: int, state_dir: Path, topic: str
-) -> list[str]:
-    """Problems found in a finished driftd run (empty: all good)."""
+def check_driftd(d: K.DriftdProcess, models: int, per_model: int, partitions: int) -> list[str]:
+    """Problems found in a finished run of this release (empty: all good): one verdict per
+    version with every event of it, and — keyed by event id — a last window drawn from every
+    partition."""
     problems: list[str] = []
     n_v1 = per_model // 2
     expect = {"v1": n_v1, "v2": per_model - n_v1}
     for m in range(models):
-        views = []
-        for base in d.bases:
-            code, body = K.http_get(f"{base}/api/v1/monitors/m{m}")
-            if code == 200:
-                views.append(json.loads(body))
-        versions: dict[str, Any] = {}
-        for v in views:
-            for name, vv in v["versions"].items():
-                if vv["events"]:
-                    versions[name] = vv
+        code, body = K.http_get(f"{d.bases[0]}/api/v1/monitors/m{m}")
+        if code != 200:
+            problems.append(f"m{m}: /api/v1/monitors answered {code}")
+            continue
+        versions = json.loads(body)["versions"]
         for ver, n in expect.items():
             got = versions.get(ver)
             if got is None or got["events"] != n:
                 problems.append(f"m{m}/{ver}: events {got and got['events']} != {n}")
-        # the stream's last event closes a window step: it was evaluated
-        if expect["v2"] % STEP == 0 and expect["v2"] >= MIN_EVENTS:
-            last = (versions.get("v2") or {}).get("last_evaluation") or {}
-            end = (last.get("window") or {}).get("end_position")
-            if end != per_model:
-                problems.append(f"m{m}: last evaluation ends at {end}, not {per_model}")
+        last = (versions.get("v2") or {}).get("last_evaluation") or {}
+        window = last.get("window") or {}
+        if expect["v2"] >= MIN_EVENTS and window.get("events") != min(5000, expect["v2"]):
+            problems.append(f"m{m}: last window holds {window.get('events')} events")
     return problems
 
 
-def check_checkpoints(state_dir: Path, topic: str, models: int, per_model: int) -> list[str]:
-    problems = []
-    for p in range(models):
-        path = state_dir / "checkpoints" / f"{topic}__{p}.ckpt.npz"
-        if not path.exists():
-            problems.append(f"no checkpoint {path.name}")
-            continue
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["__meta__"].tobytes())
-        if meta.get("events") != per_model or meta.get("next_offset") != per_model:
-            problems.append(
-                f"{path.name}: events {meta.get('events')}, next_offset {meta.get('next_offset')}"
-                f" (expected {per_model})"
-            )
-    return problems
+def check_manifest(state_dir: Path, ends: dict[int, int], topic: str) -> list[str]:
+    path = state_dir / "checkpoints" / "MANIFEST.json"
+    if not path.exists():
+        return [f"no checkpoint manifest in {path.parent}"]
+    sources = json.loads(path.read_bytes())["meta"]["sources"]
+    want = {f"{topic}/{p}": off for p, off in ends.items() if off}
+    if sources != want:
+        return [f"checkpoint offsets {sources} != topic ends {want}"]
+    return []
 
 
 def run_driftd(
@@ -224,10 +234,12 @@ def run_driftd(
     models: int,
     per_model: int,
     profile: Path,
-    workers: int,
+    ends: dict[int, int],
     profile_out: Path | None = None,
     source: str = "kafka",
+    release: Path | None = None,
 ) -> dict[str, Any]:
+    """One timed ``driftd run``; ``release`` runs an earlier release's package instead."""
     group = f"driftd-{tag}-{uuid.uuid4().hex[:8]}"
     state = work / f"state-{tag}"
     cfg = K.write_config(
@@ -241,19 +253,22 @@ def run_driftd(
         source=source,
     )
     n = per_model * models
-    d = K.DriftdProcess(cfg, work / f"driftd-{tag}.log", workers=workers, profile_out=profile_out)
+    env = {"PYTHONPATH": str(release)} if release is not None else None
+    d = K.DriftdProcess(cfg, work / f"driftd-{tag}.log", env=env, profile_out=profile_out)
+    problems: list[str] = []
     try:
         ready_s = d.wait_ready()
         done_s, before_s = K.wait_counted(d, n, timeout_s=1800)
         hwm = d.hwm_mb()
-        problems = check_driftd(d, models, per_model, state, topic)
+        if release is None:
+            problems = check_driftd(d, models, per_model, len(ends))
     finally:
         rc = d.stop()
     if rc != 0:
         problems.append(f"driftd exited with {rc} (log {d.log})")
-    problems += check_checkpoints(state, topic, models, per_model)
+    if release is None:
+        problems += check_manifest(state, ends, topic)
     return {
-        "workers": workers,
         "startup_s": round(ready_s, 3),
         "total_s": round(done_s, 3),
         "resolution_s": round(done_s - before_s, 3),
@@ -262,6 +277,17 @@ def run_driftd(
         "peak_rss_mb": round(hwm, 1),
         "problems": problems,
     }
+
+
+def export_release(rev: str, work: Path) -> Path:
+    """The ``driftd/`` package of git revision ``rev``, for the baseline runs."""
+    out = work / f"release-{rev}"
+    out.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", rev, "driftd"], cwd=K.REPO_ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
 
 
 def warm_kernels() -> float:
@@ -284,11 +310,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--rounds", type=int, default=2, help="alternations of raw / driftd runs")
     ap.add_argument("--partitions", type=int, default=4, help="= models")
     ap.add_argument("--compression", choices=["none", "lz4"], default="none")
-    ap.add_argument("--no-workers2", action="store_true", help="skip the --workers 2 runs")
     ap.add_argument(
         "--confluent",
         action="store_true",
         help="also measure source: {type: confluent} against confluent-kafka's own ceiling",
+    )
+    ap.add_argument(
+        "--baseline", metavar="GIT-REV", help="also run this earlier release on the by-model topic"
     )
     ap.add_argument("--profile-out", type=Path, help="extra cProfile'd driftd run → pstats file")
     ap.add_argument(
@@ -313,81 +341,99 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(
         f"kernels warm ({warm_s:.1f} s); reference profile built ({time.perf_counter() - t0:.1f} s)"
     )
+    release = export_release(args.baseline, work) if args.baseline else None
 
     raw: list[float] = []
-    one: list[dict[str, Any]] = []
-    two: list[dict[str, Any]] = []
+    by_event: list[dict[str, Any]] = []
+    by_model: list[dict[str, Any]] = []
+    base: list[dict[str, Any]] = []
     ck_raw: list[float] = []
     ck: list[dict[str, Any]] = []
     with K.broker(args.bootstrap, log) as bootstrap:
-        topic = K.create_topic(bootstrap, f"bench-e2e-{uuid.uuid4().hex[:8]}", models)
+        tag = uuid.uuid4().hex[:8]
+        topics = {
+            "event": K.create_topic(bootstrap, f"bench-e2e-by-event-{tag}", models),
+            "model": K.create_topic(bootstrap, f"bench-e2e-by-model-{tag}", models),
+        }
         t0 = time.perf_counter()
         send_rate = produce(
-            bootstrap, topic, n, models, None if args.compression == "none" else args.compression
+            bootstrap, topics, n, models, None if args.compression == "none" else args.compression
         )
         log(
-            f"produced {n:,} events to {topic} in {time.perf_counter() - t0:.1f} s "
-            f"(send loop {send_rate:,.0f} events/s, compression {args.compression})"
+            f"produced {n:,} events to each of {', '.join(topics.values())} in"
+            f" {time.perf_counter() - t0:.1f} s (send loop {send_rate:,.0f} events/s,"
+            f" compression {args.compression})"
         )
-        ends = K.end_offsets(bootstrap, topic, models)
-        if sum(ends.values()) != n:
-            raise SystemExit(f"topic holds {sum(ends.values())} records, expected {n}")
-        common = {
-            "bootstrap": bootstrap,
-            "topic": topic,
-            "models": models,
-            "per_model": per_model,
-            "profile": profile,
-        }
-        for r in range(args.rounds):
-            secs = K.raw_consume(bootstrap, topic, n, f"raw-{r}-{uuid.uuid4().hex[:8]}")
-            raw.append(n / secs)
-            log(f"round {r + 1}: raw kafka-python     {raw[-1]:>10,.0f} events/s ({secs:.2f} s)")
-            res = run_driftd(work, f"r{r}w1", workers=1, **common)  # type: ignore[arg-type]
-            one.append(res)
+        ends = {k: K.end_offsets(bootstrap, t, models) for k, t in topics.items()}
+        for k, e in ends.items():
+            if sum(e.values()) != n:
+                raise SystemExit(f"topic {topics[k]} holds {sum(e.values())} records, not {n}")
+        log(f"by-event-id partitions hold {sorted(ends['event'].values())} records")
+        common = {"bootstrap": bootstrap, "models": models, "per_model": per_model,
+                  "profile": profile}  # fmt: skip
+
+        def show(label: str, res: dict[str, Any]) -> None:
             log(
-                f"round {r + 1}: driftd run           {res['events_per_s']:>10,.0f} events/s "
-                f"(start-up {res['startup_s']:.2f} s, total {res['total_s']:.2f} s, "
-                f"peak RSS {res['peak_rss_mb']:.0f} MB)"
+                f"round {r + 1}: {label:<28}{res['events_per_s']:>10,.0f} events/s "
+                f"(start-up {res['startup_s']:.2f} s, peak RSS {res['peak_rss_mb']:.0f} MB)"
                 + (f"  PROBLEMS: {res['problems']}" if res["problems"] else "")
             )
-            if not args.no_workers2:
-                res = run_driftd(work, f"r{r}w2", workers=2, **common)  # type: ignore[arg-type]
-                two.append(res)
-                log(
-                    f"round {r + 1}: driftd run --workers 2 {res['events_per_s']:>8,.0f} events/s "
-                    f"(start-up {res['startup_s']:.2f} s, total {res['total_s']:.2f} s, "
-                    f"peak RSS {res['peak_rss_mb']:.0f} MB)"
-                    + (f"  PROBLEMS: {res['problems']}" if res["problems"] else "")
+
+        for r in range(args.rounds):
+            secs = K.raw_consume(bootstrap, topics["event"], n, f"raw-{r}-{uuid.uuid4().hex[:8]}")
+            raw.append(n / secs)
+            log(f"round {r + 1}: {'raw kafka-python':<28}{raw[-1]:>10,.0f} events/s ({secs:.2f} s)")
+            res = run_driftd(work, f"r{r}ev", topic=topics["event"], ends=ends["event"], **common)  # type: ignore[arg-type]
+            by_event.append(res)
+            show("driftd, keyed by event id", res)
+            res = run_driftd(work, f"r{r}mo", topic=topics["model"], ends=ends["model"], **common)  # type: ignore[arg-type]
+            by_model.append(res)
+            show("driftd, keyed by model", res)
+            if release is not None:
+                res = run_driftd(
+                    work,
+                    f"r{r}base",
+                    topic=topics["model"],
+                    ends=ends["model"],
+                    release=release,
+                    **common,  # type: ignore[arg-type]
                 )
+                base.append(res)
+                show(f"{args.baseline}, keyed by model", res)
             if args.confluent:
                 secs = K.raw_consume_confluent(
-                    bootstrap, topic, n, f"ckraw-{r}-{uuid.uuid4().hex[:8]}"
+                    bootstrap, topics["event"], n, f"ckraw-{r}-{uuid.uuid4().hex[:8]}"
                 )
                 ck_raw.append(n / secs)
-                log(f"round {r + 1}: raw confluent-kafka  {ck_raw[-1]:>10,.0f} events/s")
-                res = run_driftd(work, f"r{r}ck", workers=1, source="confluent", **common)  # type: ignore[arg-type]
-                ck.append(res)
-                log(
-                    f"round {r + 1}: driftd (confluent)   {res['events_per_s']:>10,.0f} events/s "
-                    f"(peak RSS {res['peak_rss_mb']:.0f} MB)"
-                    + (f"  PROBLEMS: {res['problems']}" if res["problems"] else "")
+                log(f"round {r + 1}: {'raw confluent-kafka':<28}{ck_raw[-1]:>10,.0f} events/s")
+                res = run_driftd(
+                    work,
+                    f"r{r}ck",
+                    topic=topics["event"],
+                    ends=ends["event"],
+                    source="confluent",
+                    **common,  # type: ignore[arg-type]
                 )
+                ck.append(res)
+                show("driftd (confluent), event id", res)
         if args.profile_out is not None:
             log(f"profiling one more driftd run under cProfile → {args.profile_out}")
             run_driftd(
                 work,
                 "prof",
-                workers=1,
+                topic=topics["event"],
+                ends=ends["event"],
                 profile_out=args.profile_out.resolve(),
                 **common,  # type: ignore[arg-type]
             )
 
     med_raw = statistics.median(raw)
-    d_rates = [r["events_per_s"] for r in one]
-    med_d = statistics.median(d_rates)
-    ratio = med_d / med_raw
-    problems = [p for r in one + two + ck for p in r["problems"]]
+    ev_rates = [r["events_per_s"] for r in by_event]
+    mo_rates = [r["events_per_s"] for r in by_model]
+    med_ev = statistics.median(ev_rates)
+    med_mo = statistics.median(mo_rates)
+    ratio = med_ev / med_raw
+    problems = [p for r in by_event + by_model + ck for p in r["problems"]]
     result: dict[str, Any] = {
         "benchmark": "e2e",
         "events": n,
@@ -395,28 +441,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "features": {"numeric": len(K.NUMERIC), "categorical": len(K.CATEGORICAL)},
         "rounds": args.rounds,
         "raw_events_per_s": round(med_raw),
-        "driftd_events_per_s": round(med_d),
+        "driftd_events_per_s": round(med_ev),
+        "by_model_events_per_s": round(med_mo),
+        "keyed_by_event_id_vs_model": round(med_ev / med_mo, 3),
         "ratio": round(ratio, 3),
-        "ratio_per_round": [round(r["events_per_s"] / w, 3) for r, w in zip(one, raw, strict=True)],
+        "ratio_per_round": [
+            round(r["events_per_s"] / w, 3) for r, w in zip(by_event, raw, strict=True)
+        ],
         "driftd_events_per_s_incl_startup": round(
-            statistics.median(r["events_per_s_incl_startup"] for r in one)
+            statistics.median(r["events_per_s_incl_startup"] for r in by_event)
         ),
-        "startup_s": round(statistics.median(r["startup_s"] for r in one), 3),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in one),
+        "startup_s": round(statistics.median(r["startup_s"] for r in by_event), 3),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in by_event + by_model),
         "raw_runs": [round(x) for x in raw],
-        "driftd_runs": [round(x) for x in d_rates],
+        "driftd_runs": [round(x) for x in ev_rates],
+        "by_model_runs": [round(x) for x in mo_rates],
         "targets": {"ratio": TARGET_RATIO, "driftd_events_per_s": TARGET_EVENTS_PER_S},
-        "targets_met": ratio >= TARGET_RATIO and med_d >= TARGET_EVENTS_PER_S,
+        "targets_met": ratio >= TARGET_RATIO and med_ev >= TARGET_EVENTS_PER_S,
         "problems": problems,
         "compression": args.compression,
         "machine": K.machine(),
     }
-    if two:
-        w2 = [r["events_per_s"] for r in two]
-        result["driftd_workers2_events_per_s"] = round(statistics.median(w2))
-        result["driftd_workers2_runs"] = [round(x) for x in w2]
-        result["workers2_peak_rss_mb"] = max(r["peak_rss_mb"] for r in two)
-        result["workers2_startup_s"] = round(statistics.median(r["startup_s"] for r in two), 3)
+    if base:
+        b_rates = [r["events_per_s"] for r in base]
+        result["baseline"] = {
+            "rev": args.baseline,
+            "by_model_events_per_s": round(statistics.median(b_rates)),
+            "runs": [round(x) for x in b_rates],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in base),
+        }
+        result["keyed_by_event_id_vs_baseline_by_model"] = round(
+            med_ev / statistics.median(b_rates), 3
+        )
     if ck:
         ck_med_raw = statistics.median(ck_raw)
         ck_med = statistics.median(r["events_per_s"] for r in ck)
@@ -429,24 +485,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "peak_rss_mb": max(r["peak_rss_mb"] for r in ck),
         }
     log("")
-    log(f"raw kafka-python ceiling : {med_raw:>10,.0f} events/s  ({K.spread(raw)})")
+    log(f"raw kafka-python ceiling  : {med_raw:>10,.0f} events/s  ({K.spread(raw)})")
     log(
-        f"driftd run (1 process)   : {med_d:>10,.0f} events/s  ({K.spread(d_rates)})"
+        f"driftd, keyed by event id : {med_ev:>10,.0f} events/s  ({K.spread(ev_rates)})"
         f"  ratio {ratio:.2f} (target {TARGET_RATIO}), target {TARGET_EVENTS_PER_S:,}/s"
     )
-    if two:
+    log(f"driftd, keyed by model    : {med_mo:>10,.0f} events/s  ({K.spread(mo_rates)})")
+    if base:
         log(
-            f"driftd run --workers 2   : {result['driftd_workers2_events_per_s']:>10,} events/s"
-            f"  ({K.spread([r['events_per_s'] for r in two])})"
+            f"{args.baseline}, by model   : {result['baseline']['by_model_events_per_s']:>10,}"
+            f" events/s  ({K.spread([r['events_per_s'] for r in base])})"
         )
     if ck:
         c = result["confluent"]
         log(
-            f"confluent-kafka ceiling  : {c['raw_events_per_s']:>10,} events/s;  driftd with "
+            f"confluent-kafka ceiling   : {c['raw_events_per_s']:>10,} events/s;  driftd with "
             f"source confluent {c['driftd_events_per_s']:,} events/s, ratio {c['ratio']:.2f}"
         )
     log(
-        f"start-up to /readyz      : {result['startup_s']:.2f} s;  "
+        f"start-up to /readyz       : {result['startup_s']:.2f} s;  "
         f"peak RSS {result['peak_rss_mb']} MB"
     )
     if problems:

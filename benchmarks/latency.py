@@ -4,19 +4,24 @@
                                  [--workers 1] [--producers 2]
 
 Against the project's real broker (a private one unless ``--bootstrap``), ``driftd run``
-consumes a 4-partition topic — model ``bench-i`` in partition ``i``, the e2e workload's 20
-numeric + 3 categorical features and score — while rate-limited producer processes (kafka-
-python, 5 ms linger, ``acks=1``) write ``--rate`` events/s in total for ``--duration``
-seconds. Each model's stream repeats drift episodes: 15,000 clean events, then 10,000 whose
-features and score are shifted, then clean again. The monitors (sliding window 5,000, step
-1,000; ``consecutive: 1``, ``resolve_consecutive: 1``, ``cooldown_s: 0``) therefore raise
-``drift.detected`` and ``drift.resolved`` over and over, and POST them to a local
+consumes a 4-partition topic of 4 models (``bench-0`` … ``bench-3``, interleaved), every event
+keyed by its ``event_id`` so that each model is spread over every partition — the e2e
+workload's 20 numeric + 3 categorical features and score — while rate-limited producer
+processes (kafka-python, 5 ms linger, ``acks=1``; each owns some partitions and sends their
+events of the global schedule, with Kafka's default partitioner computed up front) write
+``--rate`` events/s in total for ``--duration`` seconds. Each model's stream repeats drift
+episodes: 15,000 clean events, then 10,000 whose features and score are shifted, then clean
+again. The monitors (sliding window 5,000, step 1,000; ``consecutive: 1``,
+``resolve_consecutive: 1``, ``cooldown_s: 0``) therefore raise ``drift.detected`` and
+``drift.resolved`` over and over, and POST them to a local
 :class:`driftd.demo.sink.WebhookSink` (signatures verified).
 
-A webhook names the window it was decided on (``partition``, ``window.end_position``); the
-producers record, on the same monotonic clock, when they handed each step-closing event to
-the Kafka client. Latency = webhook arrival − that moment, so it covers producer batching,
-the broker, consumption, decoding, the evaluation, the durable outbox and the HTTP delivery.
+A webhook names the window it was decided on: per partition, the offsets of its first and
+last row (``window.partitions``). The producers record, on the same monotonic clock, when
+they handed each record to the Kafka client (its offset is its index in the partition: each
+partition has one producer). Latency = webhook arrival − the send time of the newest event in
+the window, so it covers producer batching, the broker, consumption, decoding, the merge of
+the partitions, the evaluation, the durable outbox and the HTTP delivery.
 Reported: p50 / p99 / max over every alert, for ``drift.detected`` alone too; the achieved
 produce rate; driftd's peak consumer lag. Target: p99 < 2 s at 50,000 events/s.
 
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kafka.partitioner.default import murmur2
 
 from benchmarks import _kafka as K
 
@@ -66,6 +72,29 @@ def episode_events(
     return out
 
 
+def partition_of(event_id: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key), as the producer would pick."""
+    return (murmur2(event_id) & 0x7FFFFFFF) % partitions
+
+
+def schedule(
+    models: int, n: int, shape: tuple[int, int, int], partitions: int, mine: list[int]
+) -> list[tuple[int, int, bytes, bytes]]:
+    """The global schedule (models interleaved round-robin; slot ``i`` is sent at ``i / rate``)
+    restricted to the events of the partitions in ``mine``: (slot, partition, key, value)."""
+    _, clean, drifted = shape
+    per_model = n // models
+    out: list[tuple[int, int, bytes, bytes]] = []
+    for m in range(models):
+        for k, v in enumerate(episode_events(m, per_model, 11, clean, drifted)):
+            eid = f"{K.model_name(m)}-v1-11-{k}".encode()
+            p = partition_of(eid, partitions)
+            if p in mine:
+                out.append((k * models + m, p, eid, v))
+    out.sort()
+    return out
+
+
 def producer_main(
     bootstrap: str,
     topic: str,
@@ -76,20 +105,18 @@ def producer_main(
     out_path: str,
     ready: Any,
     shape: tuple[int, int, int] = (STEP, CLEAN, DRIFTED),
+    n_partitions: int = 4,
 ) -> None:
-    """One producer process: pre-generate, signal ``ready``, wait for the shared start time
-    (``start_at.value``, monotonic clock, 0 until set), then send its partitions' events
-    round-robin on schedule. Writes the send times of step-closing events to ``out_path``."""
-    step, clean, drifted = shape
-    per_part = int(rate * duration_s / len(partitions))
-    streams = {p: episode_events(p, per_part, 11, clean, drifted) for p in partitions}
+    """One producer process: pre-generate its partitions' share of the global schedule, signal
+    ``ready``, wait for the shared start time (``start_at.value``, monotonic clock, 0 until
+    set), then send on schedule. Writes every record's send time to ``out_path``."""
+    total = int(rate * duration_s)
+    events = schedule(n_partitions, total, shape, n_partitions, partitions)
     producer = K.fast_producer(bootstrap, linger_ms=5)  # latency run: small linger
-    keys = {p: K.model_name(p).encode() for p in partitions}
     ready.set()
     while start_at.value == 0.0:
         time.sleep(0.005)
-    sent_at: dict[int, dict[int, float]] = {p: {} for p in partitions}
-    total = per_part * len(partitions)
+    sent_at: dict[int, list[float]] = {p: [] for p in partitions}
     interval = 1.0 / rate
     wait0 = start_at.value - time.monotonic()
     if wait0 > 0:
@@ -98,20 +125,19 @@ def producer_main(
     late_max = 0.0
     i = 0
     mono = time.monotonic
-    while i < total:
+    n = len(events)
+    while i < n:
         # send everything that is due, then sleep until the next event is
-        due = int((mono() - t0) / interval) + 1
-        while i < min(due, total):
-            p = partitions[i % len(partitions)]
-            k = i // len(partitions)
-            producer.send(topic, value=streams[p][k], key=keys[p], partition=p)
-            if (k + 1) % step == 0:
-                sent_at[p][k + 1] = mono()  # position k + 1 closes a step
+        due = (mono() - t0) / interval
+        while i < n and events[i][0] <= due:
+            _, p, key, value = events[i]
+            producer.send(topic, value=value, key=key, partition=p)
+            sent_at[p].append(mono())  # its offset: one producer per partition
             i += 1
-        lag = mono() - (t0 + i * interval)
-        late_max = max(late_max, lag)
-        if i < total:
-            wait = t0 + i * interval - mono()
+        if i < n:
+            lag = mono() - (t0 + events[i - 1][0] * interval) if i else 0.0
+            late_max = max(late_max, lag)
+            wait = t0 + events[i][0] * interval - mono()
             if wait > 0:
                 time.sleep(wait)
     elapsed = mono() - t0
@@ -120,10 +146,10 @@ def producer_main(
     with open(out_path, "w") as fh:
         json.dump(
             {
-                "sent": total,
+                "sent": n,
                 "elapsed_s": elapsed,
                 "late_max_s": late_max,
-                "sent_at": {str(p): {str(k): v for k, v in d.items()} for p, d in sent_at.items()},
+                "sent_at": {str(p): d for p, d in sent_at.items()},
             },
             fh,
         )
@@ -202,12 +228,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         bootstrap,
                         topic,
                         g,
-                        args.rate * len(g) / partitions,
+                        args.rate,
                         args.duration,
                         shared_start,
                         str(o),
                         r,
                         (args.step, args.clean_events, args.drifted_events),
+                        partitions,
                     ),
                 )
                 for g, o, r in zip(groups, outs, readies, strict=True)
@@ -228,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 p.join()
                 if p.exitcode != 0:
                     raise RuntimeError(f"producer exited with {p.exitcode}")
-            total = int(args.rate * args.duration / partitions) * partitions
+            total = sum(json.loads(o.read_text())["sent"] for o in outs)
             K.wait_counted(d, total, timeout_s=max(120.0, args.duration * 10))
             drained = time.monotonic() - t_end
             # let the last webhooks arrive
@@ -241,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             rc = d.stop()
 
-        sent_at: dict[int, dict[int, float]] = {}
+        sent_at: dict[str, list[float]] = {}
         produced = 0
         elapsed = 0.0
         late_max = 0.0
@@ -250,8 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             produced += data["sent"]
             elapsed = max(elapsed, data["elapsed_s"])
             late_max = max(late_max, data["late_max_s"])
-            for p, m in data["sent_at"].items():
-                sent_at[int(p)] = {int(k): v for k, v in m.items()}
+            for p, times in data["sent_at"].items():
+                sent_at[f"{topic}/{p}"] = times
 
         seen: set[str] = set()
         lat_all: list[float] = []
@@ -269,12 +296,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 continue
             seen.add(key)
             body = json.loads(req.body)
-            part = int(str(body.get("partition", "")).rpartition("/")[2] or -1)
-            end = body["window"]["end_position"]
-            t_sent = sent_at.get(part, {}).get(end)
-            if t_sent is None:
+            sends = [
+                sent_at[key][last]
+                for key, (_first, last) in body["window"].get("partitions", {}).items()
+                if key in sent_at and last < len(sent_at[key])
+            ]
+            if not sends or len(sends) != len(body["window"].get("partitions", {})):
                 unmatched += 1
                 continue
+            t_sent = max(sends)  # the newest event in the window
             lat = at - t_sent
             lat_all.append(lat)
             if body["type"] == "drift.detected":

@@ -3,13 +3,13 @@
     python -m benchmarks.memory [--json] [--monitors 100] [--features 20] [--window-events 5000]
                                 [--reference-events 5000]
 
-An in-process :class:`driftd.runtime.engine.Engine` (the object ``driftd run`` and
+An in-process :class:`driftd.runtime.pipeline.Pipeline` (the object ``driftd run`` and
 ``driftd replay`` drive) with ``--monitors`` monitors, one per model, each over ``--features``
 numeric features plus a numeric score, a sliding window of ``--window-events`` events (step
 1,000) and its own reference profile of ``--reference-events`` events (a compiled profile
 written to one file per monitor, so each monitor loads its own copy, as distinct models
 would). Seeded synthetic events are fed model by model, in micro-batches, through
-``Engine.process`` — decoded, windowed and evaluated at every step — until every window is
+``Pipeline.process`` — decoded, windowed and evaluated at every step — until every window is
 full. RSS is read from ``/proc/self/status`` (after ``gc.collect()``), with what the
 interpreter, NumPy, numba and the compiled kernels take before any monitor exists
 (``baseline_rss_mb``), what loading the monitors and their references adds, and what the full
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _run(args: argparse.Namespace, t_start: float) -> dict[str, Any]:
     from driftd import kernels
     from driftd.config import validate_config
-    from driftd.runtime.engine import Engine
+    from driftd.runtime.pipeline import Pipeline
     from driftd.types import RawRecord
 
     kernels.warm_up()
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace, t_start: float) -> dict[str, Any]:
                 K.monitor_config_dict(f"m{i}", K.model_name(i), path, window=window, features=feats)
             )
         cfg = validate_config({"monitors": monitors, "state": {"dir": str(work / "state")}})
-        engine = Engine(cfg)
+        engine = Pipeline(cfg)
         loaded = rss()
 
         fed = 0
@@ -141,21 +141,21 @@ def _run(args: argparse.Namespace, t_start: float) -> dict[str, Any]:
         feed_s = time.perf_counter() - t0
         full = sum(
             1
-            for ps in engine.partitions.values()
-            for vs in ps.versions.values()
-            if vs.window.filled == args.window_events
+            for st in engine.stages
+            for vs in st.versions.values()
+            if vs.window.held == args.window_events
         )
         final = rss()
         anon, file_backed = K.rss_split_mb(os.getpid())
         peak = K.self_peak_rss_mb()
         window_bytes = sum(
-            vs.window.num.nbytes + vs.window.cat.nbytes + vs.window.pos.nbytes + vs.window.ts.nbytes
-            for ps in engine.partitions.values()
-            for vs in ps.versions.values()
+            sum(a.nbytes for a in vs.window.snapshot().values())
+            for st in engine.stages
+            for vs in st.versions.values()
         )
         ref_bytes = 0
-        for m in engine.monitors:
-            prof = m.spec.profile
+        for st in engine.stages:
+            prof = st.spec.profile
             for f in [*prof.features.values(), prof.prediction]:
                 sample = getattr(f, "sample", None)
                 if sample is not None:

@@ -8,7 +8,7 @@ Workload (seeded, generated here, no network; temporary files only): the credit 
 ``--events`` in all. One monitor of 5 features (income, age, debt_ratio: ``ks``; region,
 employment: ``chi2``) and the numeric score (``ks``), thresholds calibrated where the mode
 calibrates (no ``threshold:``), window ``{type: sliding, events: 2000, step: 500}``, run
-through an in-process :class:`~driftd.runtime.engine.Engine` in micro-batches of ``--batch``:
+through an in-process :class:`~driftd.runtime.pipeline.Pipeline` in micro-batches of ``--batch``:
 
 * ``profile``: a 20,000-event profile of the same traffic (built and calibrated beforehand,
   not timed);
@@ -37,7 +37,7 @@ from driftd.cli import main as driftd_cli
 from driftd.config import load_config
 from driftd.demo.credit import generate
 from driftd.monitor import refmodes
-from driftd.runtime.engine import Engine
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 FEATURES = {
@@ -78,7 +78,7 @@ def stream(n: int, seed: int) -> list[bytes]:
 
 def run(cfg: Path, lines: list[bytes], batch: int) -> tuple[float, float]:
     """(wall seconds, of which resolving warmup references: tests and calibration)."""
-    engine = Engine(load_config(cfg, environ={}))
+    engine = Pipeline(load_config(cfg, environ={}))
     recs = [RawRecord(v, i + 1, None) for i, v in enumerate(lines)]
     spent = [0.0]
     original = refmodes.spec_on

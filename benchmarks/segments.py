@@ -1,6 +1,6 @@
-"""Engine throughput with and without segments (in process, no Kafka).
+"""Pipeline throughput with and without segments (in process, no Kafka).
 
-Seeded credit-scoring events (``driftd.demo.credit``) go through ``Engine.process`` in
+Seeded credit-scoring events (``driftd.demo.credit``) go through ``Pipeline.process`` in
 micro-batches of 10,000: decode, map, stage, windows, evaluations, policy. Reported: events
 per CPU second (best of ``--rounds``) for the unsegmented monitor and, when the driftd on the
 path supports ``segment_by``, for the same monitor segmented by ``features.region`` (4
@@ -28,7 +28,7 @@ import orjson
 from driftd.config import MonitorConfig, validate_config
 from driftd.demo.credit import generate
 from driftd.reference.profile import build_profile
-from driftd.runtime.engine import Engine
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 FEATURES: dict[str, dict[str, Any]] = {
@@ -67,7 +67,7 @@ def _with_shard(lines: list[bytes]) -> list[bytes]:
 def measure(cfg: Any, records: list[RawRecord], batch: int, rounds: int) -> float:
     best = 0.0
     for _ in range(rounds):
-        engine = Engine(cfg)
+        engine = Pipeline(cfg)
         gc.collect()
         t0 = time.process_time()  # CPU time: the machine is shared, wall time is noisy
         for i in range(0, len(records), batch):

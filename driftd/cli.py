@@ -118,7 +118,7 @@ def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from driftd.config import masked_dump
-    from driftd.runtime.engine import load_specs
+    from driftd.runtime.pipeline import load_specs
 
     cfg = _load(args)
     specs = load_specs(cfg)  # profiles exist, match the features, tests resolve
@@ -239,7 +239,7 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
         progress.close()
     if prof.events == 0:
         raise ConfigError("--input", "no usable events in the input")
-    from driftd.monitor.evaluate import build_spec
+    from driftd.monitor.spec import build_spec
 
     index = next(i for i, m in enumerate(cfg.monitors) if m.name == mon.name)
     spec = build_spec(mon, prof, index)  # calibrates thresholds into prof.calibration
@@ -276,121 +276,34 @@ def _explicit(mon: Any, name: str) -> bool:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from driftd.actions.audit import AuditLog
-    from driftd.actions.deadletter import open_dead_letter
-    from driftd.runtime.engine import Engine
-    from driftd.sources.file import FileSource
+    from driftd.runtime.replay import replay_lines
 
     cfg = _load(args)
-    for p in args.files:
-        if p != "-" and not Path(p).is_file():
-            raise ConfigError("files", f"{p} is not a readable file")
-    for p in args.labels or []:
-        if not Path(p).is_file():
-            raise ConfigError("--labels", f"{p} is not a readable file")
-    engine = Engine(cfg)
-    if args.labels and engine.perf is None:
-        raise ConfigError("--labels", "no monitor has a performance block")
-    labels = _LabelFeed(args.labels, cfg) if args.labels else None
-    dead = open_dead_letter(cfg.dead_letter, cfg.kafka)
-    engine.collect_rejects = dead is not None
-    audit = AuditLog(Path(args.audit)) if args.audit else None
     out = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115
     # Evaluations scrolling on the same terminal would tear the progress line apart.
     progress = _Progress("replay", args.files, enabled=bool(args.out) or not sys.stdout.isatty())
-    src = FileSource(args.files)
-    src.open()
+
+    def seen(batch: Sequence[RawRecord]) -> None:
+        progress.update(sum(len(r.value or b"") + 1 for r in batch), len(batch))
+
     opts = orjson.OPT_SERIALIZE_NUMPY
+    lines = replay_lines(
+        cfg,
+        args.files,
+        labels=args.labels or [],
+        audit=Path(args.audit) if args.audit else None,
+        batch=args.batch,
+        progress=seen,
+    )
     try:
-        while not src.exhausted:
-            batch = src.poll(args.batch)
-            if not batch:
-                continue
-            progress.update(sum(len(r.value or b"") + 1 for r in batch), len(batch))
-            outputs = engine.process(batch)
-            if labels is not None and engine.perf is not None:
-                due = labels.until(engine.perf.watermark())
-                if due:
-                    outputs += engine.process_labels(due, batch[-1].position)
-            for o in outputs:
-                out.write(orjson.dumps(o, option=opts) + b"\n")
-            if audit is not None:
-                audit.write(outputs)
-            if dead is not None:
-                dead.write(engine.take_rejects())
-        final: list[dict[str, Any]] = []
-        if labels is not None:
-            rest = labels.until(float("inf"))
-            if rest:
-                final += engine.process_labels(rest, src.position)
-            labels.close()
-        final += engine.finish()  # close open time windows
-        for o in final:
-            out.write(orjson.dumps(o, option=opts) + b"\n")
-        if audit is not None:
-            audit.write(final)
-        out.write(orjson.dumps(engine.summary()) + b"\n")
+        for line in lines:
+            out.write(orjson.dumps(line, option=opts) + b"\n")
         out.flush()
     finally:
         progress.close()
-        src.close()
         if args.out:
             out.close()
-        if dead is not None:
-            dead.close()
-        if audit is not None:
-            audit.close()
     return 0
-
-
-class _LabelFeed:
-    """Label files, each read in order and merged by ``ts``, handed out as the replay's event
-    time passes each label's ``ts`` (a label without a readable ts is due at once; the engine
-    counts it if it is bad). Positions count label lines over all files."""
-
-    def __init__(self, paths: Sequence[str], cfg: Any) -> None:
-        from driftd.ingest.decode import _getter
-
-        self._fhs = [open(p, "rb") for p in paths]  # noqa: SIM115 - closed by close()
-        self._ts = _getter(cfg.schema_.timestamp)
-        self._position = 0
-        self._heads: list[tuple[float, int, bytes]] = []  # (due, file index, line) heap
-        for i in range(len(self._fhs)):
-            self._read(i)
-
-    def _read(self, i: int) -> None:
-        import heapq
-
-        from driftd.ingest.decode import Reject, parse_ts
-
-        line = self._fhs[i].readline()
-        if not line:
-            return
-        line = line.rstrip(b"\r\n")
-        due = float("-inf")
-        try:
-            obj = orjson.loads(line)
-            raw = self._ts(obj) if isinstance(obj, dict) else None
-            if raw is not None:
-                due = parse_ts(raw)
-        except (orjson.JSONDecodeError, Reject):
-            pass
-        heapq.heappush(self._heads, (due, i, line))
-
-    def until(self, watermark: float) -> list[RawRecord]:
-        import heapq
-
-        out: list[RawRecord] = []
-        while self._heads and self._heads[0][0] <= watermark:
-            _, i, line = heapq.heappop(self._heads)
-            self._position += 1
-            out.append(RawRecord(line, self._position, None))
-            self._read(i)
-        return out
-
-    def close(self) -> None:
-        for fh in self._fhs:
-            fh.close()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -176,13 +176,19 @@ class TumblingWindow(_Frozen):
 
 
 class TumblingTimeWindow(_Frozen):
-    """Back-to-back windows of ``size_s`` seconds of event time; an event later than
-    ``allowed_lateness_s`` behind the newest event time seen is rejected as ``late``."""
+    """Back-to-back windows of ``size_s`` seconds of event time. The monitor's watermark is
+    the oldest of the newest event times its partitions delivered, minus
+    ``allowed_lateness_s``; an event below it is rejected as ``late``. A partition that
+    delivered nothing to the monitor for ``idle_partition_s`` (wall clock) stops holding the
+    watermark back. Events more than ``max_future_s`` ahead of the clock are rejected as
+    ``bad_timestamp`` (null: no bound)."""
 
     type: Literal["tumbling_time"]
     size_s: float = Field(default=300.0, gt=0)
     allowed_lateness_s: float = Field(default=30.0, ge=0)
     max_events: int = Field(default=100_000, ge=100)  # per window; beyond: seeded subsample
+    idle_partition_s: float = Field(default=30.0, gt=0)
+    max_future_s: float | None = Field(default=86_400.0, gt=0)
 
 
 class SlidingTimeWindow(_Frozen):
@@ -191,6 +197,8 @@ class SlidingTimeWindow(_Frozen):
     step_s: float = Field(default=60.0, gt=0)
     allowed_lateness_s: float = Field(default=30.0, ge=0)
     max_events: int = Field(default=100_000, ge=100)
+    idle_partition_s: float = Field(default=30.0, gt=0)
+    max_future_s: float | None = Field(default=86_400.0, gt=0)
 
     @model_validator(mode="after")
     def _multiple(self) -> SlidingTimeWindow:
@@ -423,6 +431,8 @@ class StateConfig(_Frozen):
     dir: Path = Path("/var/lib/driftd")
     checkpoint_interval_s: float = Field(default=10.0, gt=0)
     checkpoint_events: int = Field(default=500_000, ge=1)  # also checkpoint after this many
+    # write every evaluation to the audit log too (debugging; the lines `replay` prints)
+    audit_evaluations: bool = False
 
 
 class DeadLetterFile(_Frozen):

@@ -1,8 +1,10 @@
-"""Prometheus metrics, read from live state at scrape time through an injected registry.
+"""Prometheus metrics, read at scrape time from the status the loop published.
 
 Nothing here is a global: :func:`build_registry` returns a fresh ``CollectorRegistry`` holding
-one :class:`DriftdCollector` that reads the engine (under its lock), the actions and the
-source when Prometheus scrapes. Metric names are stable API (DESIGN.md).
+one :class:`DriftdCollector` that reads the latest :class:`~driftd.monitor.view.Status` (an
+immutable snapshot, so a scrape never waits for or blocks consumption), the actions and the
+source's lag when Prometheus scrapes. Metric names are stable API. Every per-version series
+covers the version's events from every partition.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from driftd._version import __version__
-from driftd.runtime.engine import Engine
+from driftd.monitor.view import MonitorStatus, Status, VersionStatus
 
 
 class ActionStats(Protocol):
@@ -33,16 +35,16 @@ class ActionStats(Protocol):
 class DriftdCollector(Collector):
     def __init__(
         self,
-        engine: Engine,
+        status: Callable[[], Status],
         actions: Mapping[str, ActionStats] | None = None,
         lag: Callable[[], dict[tuple[str, int], int]] | None = None,
     ) -> None:
-        self.engine = engine
+        self.status = status
         self.actions = actions or {}
         self.lag = lag
 
     def collect(self) -> Iterable[Metric]:
-        e = self.engine
+        st = self.status()
         events = CounterMetricFamily(
             "driftd_events", "Events accepted", labels=["monitor", "model_version"]
         )
@@ -107,104 +109,68 @@ class DriftdCollector(Collector):
             "Segments with a window (the __other__ segment included)",
             labels=["monitor", "model_version"],
         )
-        seg_count: dict[str, int] = {}
-        with e.lock:
-            for (mon, version), n in sorted(e.accepted_by.items()):
-                events.add_metric([mon, version], n)
-            for (mon, version, seg), n in sorted(e.segment_events.items()):
-                seg_events.add_metric([mon, version, seg], n)
-            ov = dict(e.segment_overflow)
-            for m in e.monitors:
-                if m.segment_by:  # exported from 0 for every version of a segmented monitor
-                    for version in e.version_states(m):
-                        ov.setdefault((m.name, version), 0)
-            for (mon, version), n in sorted(ov.items()):
-                overflow.add_metric([mon, version], n)
-            for m in e.monitors:
-                totals = e.version_totals(m)
-                # The version's overall series keep their labels (no segment label, which
-                # PromQL matches as segment=""); a segmented monitor adds one series per
-                # segment with a `segment` label.
-                rows: list[tuple[str, str, Any, int]] = [
-                    (version, "", vs, totals[version][1])
-                    for version, vs in sorted(e.version_states(m).items())
-                ]
-                if m.segment_by:
-                    seg_totals = e.segment_totals(m)
-                    for (version, key), vs in sorted(e.segment_states(m).items()):
-                        label = m.segment_label(key)
-                        rows.append((version, label, vs, seg_totals[(version, key)][1]))
-                        seg_count[version] = seg_count.get(version, 0) + 1
-                for version, seg, vs, n_window in rows:
-                    _add(wev, [m.name, version], seg, n_window)
-                    _add(mdrift, [m.name, version], seg, vs.policy.state == "alerting")
-                    ev = vs.latest
-                    if ev is None:
-                        continue
-                    _add(share, [m.name, version], seg, ev["drift_share"])
-                    items: list[tuple[str, Any]] = list(ev["features"].items())
-                    if ev["prediction"] is not None:
-                        items.append(("prediction", ev["prediction"]))
-                    for fname, r in items:
-                        labels = [m.name, version, fname, r["test"]]
-                        if r["statistic"] is not None:
-                            _add(stat, labels, seg, r["statistic"])
-                        if r["p_value"] is not None:
-                            _add(pval, labels, seg, r["p_value"])
-                        _add(thr, labels, seg, r["threshold"])
-                        _add(fdrift, [m.name, version, fname], seg, r["drifted"])
-                for version in sorted(seg_count):
-                    segs.add_metric([m.name, version], seg_count.pop(version))
-                if m.last_evaluation_wall is not None:
-                    last_eval.add_metric([m.name], m.last_evaluation_wall)
-            for reason, n in sorted(e.rejected.items()):
-                rejected.add_metric([reason], n)
-            for (mon, sev), n in sorted(e.alerts.items()):
-                alerts.add_metric([mon, sev], n)
-            dets = CounterMetricFamily(
-                "driftd_detector_drifts",
-                "Drifts flagged by river detectors on aggregate signals",
-                labels=["monitor", "model_version", "detector"],
-            )
-            det_counts = dict(e.detector_drifts)
-            if e.perf is not None:  # river detectors on the labelled error stream
-                det_counts.update(e.perf.detector_drifts)
-            for m in e.monitors:  # attached detectors are exported from 0
-                for version, vs in e.version_states(m).items():
-                    for a in vs.dets:
-                        det_counts.setdefault((m.name, version, a.name), 0)
-            for (mon, ver, det), n in sorted(det_counts.items()):
-                dets.add_metric([mon, ver, det], n)
-            evicted = CounterMetricFamily(
-                "driftd_versions_evicted",
-                "Idle version states dropped to stay within monitors[].max_versions per partition",
-                labels=["monitor"],
-            )
-            for m in e.monitors:
-                evicted.add_metric([m.name], e.versions_evicted.get(m.name, 0))
-            h = e.eval_hist
-            buckets = []
-            acc = 0
-            for bound, c in zip(h.buckets, h.counts, strict=False):
-                acc += c
-                buckets.append((_fmt(bound), acc))
-            acc += h.counts[-1]
-            buckets.append(("+Inf", acc))
-            hist = HistogramMetricFamily(
-                "driftd_evaluation_duration_seconds",
-                "Time to evaluate one window",
-                buckets=buckets,
-                sum_value=h.sum,
-            )
-            perf = _performance(e) if e.perf is not None else []
+        dets = CounterMetricFamily(
+            "driftd_detector_drifts",
+            "Drifts flagged by river detectors on aggregate signals",
+            labels=["monitor", "model_version", "detector"],
+        )
+        evicted = CounterMetricFamily(
+            "driftd_versions_evicted",
+            "Idle version states dropped to stay within monitors[].max_versions",
+            labels=["monitor"],
+        )
+        for m in st.monitors:
+            for version, n in sorted(m.accepted.items()):
+                events.add_metric([m.name, version], n)
+            for (version, seg), n in sorted(m.segment_events.items()):
+                seg_events.add_metric([m.name, version, seg], n)
+            if m.segment_by:  # exported from 0 for every version of a segmented monitor
+                for v in m.versions:
+                    overflow.add_metric([m.name, v.version], m.segment_overflow.get(v.version, 0))
+                    segs.add_metric([m.name, v.version], len(v.segments))
+            # The version's overall series keep their labels (no segment label, which PromQL
+            # matches as segment=""); a segmented monitor adds one series per segment.
+            for v in m.versions:
+                _version_series(m, v, "", (stat, pval, thr, fdrift, mdrift, share, wev))
+                for s in v.segments:
+                    _version_series(
+                        m, s, s.segment_label, (stat, pval, thr, fdrift, mdrift, share, wev)
+                    )
+            if m.last_evaluation_wall is not None:
+                last_eval.add_metric([m.name], m.last_evaluation_wall)
+            for sev, n in sorted(m.alerts.items()):
+                alerts.add_metric([m.name, sev], n)
+            det_counts = dict(m.detector_drifts)
+            for v in m.versions:  # attached detectors are exported from 0
+                for name in v.detectors:
+                    det_counts.setdefault((v.version, name), 0)
+            for (ver, det), n in sorted(det_counts.items()):
+                dets.add_metric([m.name, ver, det], n)
+            evicted.add_metric([m.name], m.evicted)
+        for reason, n in sorted(st.rejected.items()):
+            rejected.add_metric([reason], n)
+        buckets = []
+        acc = 0
+        for bound, c in zip(st.eval_buckets, st.eval_counts, strict=False):
+            acc += c
+            buckets.append((_fmt(bound), acc))
+        acc += st.eval_counts[-1] if st.eval_counts else 0
+        buckets.append(("+Inf", acc))
+        hist = HistogramMetricFamily(
+            "driftd_evaluation_duration_seconds",
+            "Time to evaluate one window",
+            buckets=buckets,
+            sum_value=st.eval_sum,
+        )
         yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
         yield last_eval
-        if any(m.segment_by for m in e.monitors):  # unsegmented deployments: as before
+        if any(m.segment_by for m in st.monitors):  # unsegmented deployments: as before
             yield from (seg_events, overflow, segs)
         yield hist
         yield dets
         yield evicted
-        yield from perf
+        if any(m.performance is not None for m in st.monitors):
+            yield from _performance(st)
         deliveries = CounterMetricFamily(
             "driftd_webhook_deliveries", "Webhook delivery outcomes", labels=["action", "outcome"]
         )
@@ -231,6 +197,29 @@ class DriftdCollector(Collector):
         yield info
 
 
+def _version_series(
+    m: MonitorStatus, v: VersionStatus, seg: str, fams: tuple[GaugeMetricFamily, ...]
+) -> None:
+    stat, pval, thr, fdrift, mdrift, share, wev = fams
+    _add(wev, [m.name, v.version], seg, v.window_events)
+    _add(mdrift, [m.name, v.version], seg, v.drifted)
+    ev = v.last_evaluation
+    if ev is None:
+        return
+    _add(share, [m.name, v.version], seg, ev["drift_share"])
+    items: list[tuple[str, Any]] = list(ev["features"].items())
+    if ev["prediction"] is not None:
+        items.append(("prediction", ev["prediction"]))
+    for fname, r in items:
+        labels = [m.name, v.version, fname, r["test"]]
+        if r["statistic"] is not None:
+            _add(stat, labels, seg, r["statistic"])
+        if r["p_value"] is not None:
+            _add(pval, labels, seg, r["p_value"])
+        _add(thr, labels, seg, r["threshold"])
+        _add(fdrift, [m.name, v.version, fname], seg, r["drifted"])
+
+
 def _add(fam: GaugeMetricFamily, values: list[str], segment: str, value: float) -> None:
     """One gauge sample; a segment's sample carries the extra ``segment`` label."""
     if not segment:
@@ -252,9 +241,8 @@ FAMILY_LABELS = {
 }
 
 
-def _performance(e: Engine) -> list[Metric]:
-    """Delayed-label performance families (caller holds the engine lock)."""
-    assert e.perf is not None
+def _performance(st: Status) -> list[Metric]:
+    """Delayed-label performance families."""
     value = GaugeMetricFamily(
         "driftd_performance",
         "Latest model-performance metric on the version's labelled window",
@@ -301,30 +289,31 @@ def _performance(e: Engine) -> list[Metric]:
         labels=["monitor"],
     )
     out: list[Metric] = [value, degraded, labelled, labels, unlabelled, pending, early, no_id, lag]
-    for mp in e.perf.monitors.values():
-        j = mp.joiner
-        c = j.counters()
+    for m in st.monitors:
+        p = m.performance
+        if p is None:
+            continue
+        c = p.counters
         for key, outcome in (("joined", "joined"), ("late", "late"), ("orphaned", "orphaned"),
                              ("duplicates", "duplicate")):  # fmt: skip
-            labels.add_metric([mp.name, outcome], c[key])
-        unlabelled.add_metric([mp.name, "expired"], c["expired"])
-        unlabelled.add_metric([mp.name, "evicted"], c["evicted"])
-        pending.add_metric([mp.name], c["pending"])
-        early.add_metric([mp.name], c["early"])
+            labels.add_metric([m.name, outcome], c[key])
+        unlabelled.add_metric([m.name, "expired"], c["expired"])
+        unlabelled.add_metric([m.name, "evicted"], c["evicted"])
+        pending.add_metric([m.name], c["pending"])
+        early.add_metric([m.name], c["early"])
         for reason in ("no_event_id", "too_many_versions", "future_ts"):
-            no_id.add_metric([mp.name, reason], e.perf.unjoinable.get((mp.name, reason), 0))
-        for version, vp in sorted(mp.versions.items()):
-            labelled.add_metric([mp.name, version], vp.window.total)
-            degraded.add_metric([mp.name, version], 1.0 if vp.policy.state == "alerting" else 0.0)
-            if vp.latest is not None:
-                for metric, v in vp.latest["metrics"].items():
-                    if v is not None:
-                        value.add_metric([mp.name, version, metric], v)
-        cum, total = j.lag_histogram()
+            no_id.add_metric([m.name, reason], p.unjoinable.get(reason, 0))
+        for v in p.versions:
+            labelled.add_metric([m.name, v.version], v.labelled_events)
+            degraded.add_metric([m.name, v.version], 1.0 if v.state == "alerting" else 0.0)
+            if v.last_evaluation is not None:
+                for metric, x in v.last_evaluation["metrics"].items():
+                    if x is not None:
+                        value.add_metric([m.name, v.version, metric], x)
         lag.add_metric(
-            [mp.name],
-            [("+Inf" if b == float("inf") else _fmt(b), n) for b, n in cum],
-            sum_value=total,
+            [m.name],
+            [("+Inf" if b == float("inf") else _fmt(b), n) for b, n in p.lag_buckets],
+            sum_value=p.lag_sum,
         )
     return out
 
@@ -334,10 +323,10 @@ def _fmt(b: float) -> str:
 
 
 def build_registry(
-    engine: Engine,
+    status: Callable[[], Status],
     actions: Mapping[str, ActionStats] | None = None,
     lag: Callable[[], dict[tuple[str, int], int]] | None = None,
 ) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(DriftdCollector(engine, actions, lag))
+    reg.register(DriftdCollector(status, actions, lag))
     return reg

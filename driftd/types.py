@@ -6,6 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+# Array aliases shared from the kernels up (lowest layer: kernels must not import higher ones).
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:

@@ -233,3 +233,46 @@ class LogLines:
         self._logger.removeHandler(self._handler)
         self._logger.setLevel(self._saved[0])
         self._logger.disabled = self._saved[1]
+
+
+# ---------------------------------------------------------------- pipelines in process
+
+
+def roundtrip(first: Any, cfg: Any, directory: Path, prime: Any = ()) -> Any:
+    """A new Pipeline restored from ``first``'s state written through the real checkpoint
+    store (every entry; JSON and arrays as on disk). ``prime`` (records) is fed to the new
+    pipeline before the restore, e.g. so that its category dictionaries number labels
+    differently from the saved ones."""
+    from driftd.runtime.pipeline import Pipeline
+    from driftd.state.checkpoint import CheckpointStore
+
+    store = CheckpointStore(directory)
+    store.open()
+    meta, entries, removed = first.checkpoint(everything=True)
+    store.commit(meta, entries, removed)
+    store.close()
+    again = CheckpointStore(directory)
+    loaded = again.open()
+    assert loaded is not None
+    second = Pipeline(cfg)
+    if prime:
+        second.process(list(prime))
+    second.restore(loaded.meta, again.load_entry)
+    again.close()
+    return second
+
+
+def registry_of(pipeline: Any) -> Any:
+    """The metrics registry over a pipeline's current status (as the daemon publishes it)."""
+    from driftd.metrics import build_registry
+
+    return build_registry(pipeline.status)
+
+
+def api_view(pipeline: Any, monitor: str, version: str | None = None) -> dict[str, Any]:
+    """``GET /api/v1/monitors/{monitor}`` of a pipeline's current status."""
+    from driftd.monitor.view import monitor_json
+
+    m = pipeline.status().monitor(monitor)
+    assert m is not None, monitor
+    return monitor_json(m, version)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -409,3 +410,44 @@ def consume(
     finally:
         consumer.close(autocommit=False)
     return records
+
+
+class SlowProducer(threading.Thread):
+    """Produces ``values`` at about ``rate`` events/s from a thread, so driftd is mid-stream
+    when a fault is injected."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        values: Sequence[bytes],
+        rate: float,
+        keys: Sequence[bytes] | None = None,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.values, self.rate = bootstrap, topic, values, rate
+        self.keys = keys
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        p = KafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            linger_ms=5,
+            retries=2**31 - 1,
+            request_timeout_ms=60_000,
+            delivery_timeout_ms=600_000,
+        )
+        try:
+            t0 = time.monotonic()
+            for i, v in enumerate(self.values):
+                p.send(self.topic, value=v, key=self.keys[i] if self.keys else None)
+                if i % 200 == 0:
+                    ahead = i / self.rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+            p.flush(120)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            p.close(10)

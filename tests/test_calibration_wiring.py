@@ -12,7 +12,7 @@ from driftd_testutil import LogLines, credit_config, write_lines
 from driftd.cli import main
 from driftd.config import load_config
 from driftd.demo.credit import generate
-from driftd.monitor.evaluate import build_spec
+from driftd.monitor.spec import build_spec
 from driftd.reference.profile import Profile
 
 AUTO = {
@@ -109,7 +109,8 @@ def test_calibration_disabled_keeps_defaults(tmp_path: Path) -> None:
 def test_partial_windows_get_proportionally_larger_thresholds() -> None:
     import numpy as np
 
-    from driftd.monitor.evaluate import FeatureSpec, effective_threshold
+    from driftd.monitor.evaluate import effective_threshold
+    from driftd.monitor.spec import FeatureSpec
     from driftd.reference.features import build_numeric
     from driftd.stats import get_test
 

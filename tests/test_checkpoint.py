@@ -1,4 +1,5 @@
-"""Checkpoints: atomic store, exact engine snapshot/restore, config-change discard."""
+"""Checkpoints: atomic multi-entry store, isolation of bad entries, exact pipeline
+snapshot/restore, config-change discard, checkpoints of the previous release."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from driftd_testutil import LogLines, build_credit_profile, credit_config
+from driftd_testutil import LogLines, build_credit_profile, credit_config, roundtrip
 
 from driftd.config import load_config
 from driftd.demo.credit import generate
-from driftd.runtime.engine import Engine
+from driftd.errors import StateError
+from driftd.runtime.pipeline import Pipeline
 from driftd.state.checkpoint import CheckpointStore
 from driftd.types import RawRecord
 
@@ -32,7 +34,7 @@ def stream() -> list[bytes]:
     )
 
 
-def run(engine: Engine, recs: list[RawRecord], batch: int = 777) -> list[dict[str, Any]]:
+def run(engine: Pipeline, recs: list[RawRecord], batch: int = 777) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in range(0, len(recs), batch):
         out.extend(engine.process(recs[i : i + batch]))
@@ -41,91 +43,124 @@ def run(engine: Engine, recs: list[RawRecord], batch: int = 777) -> list[dict[st
 
 def test_store_roundtrip_and_atomic_replace(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path / "ck")
+    assert store.open() is None
     arrays = {"a": np.arange(10.0), "b": np.full((3, 2), -1, dtype=np.int32)}
-    store.save("topic/3", {"next_offset": 42, "x": [1, 2]}, arrays)
-    store.save("topic/3", {"next_offset": 43, "x": [1, 2]}, arrays)  # replaces
-    meta, got = store.load("topic/3")  # type: ignore[misc]
-    assert meta["next_offset"] == 43 and meta["key"] == "topic/3" and meta["format_version"] == 1
+    store.commit({"position": 1}, {"monitor/m": ({"x": [1, 2]}, arrays), "other": ({}, {})})
+    store.commit({"position": 2}, {"monitor/m": ({"x": [3]}, arrays)})  # replaces one entry
+    store.close()
+    again = CheckpointStore(tmp_path / "ck")
+    loaded = again.open()
+    assert loaded is not None and loaded.meta == {"position": 2} and loaded.generation == 2
+    assert loaded.keys == ["monitor/m", "other"]
+    meta, got = again.load_entry("monitor/m")  # type: ignore[misc]
+    assert meta["x"] == [3] and meta["key"] == "monitor/m" and meta["format_version"] == 2
     assert np.array_equal(got["a"], arrays["a"]) and got["b"].dtype == np.int32
-    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["topic__3.ckpt.npz"]
-    assert store.load("topic/4") is None
+    assert again.load_entry("monitor/none") is None
+    # the lock, the manifest and the two live entry files; the replaced file is gone
+    names = sorted(p.name for p in (tmp_path / "ck").iterdir())
+    assert names[:2] == ["LOCK", "MANIFEST.json"] and len(names) == 4
+    again.commit({"position": 3}, {}, removed=["other"])
+    assert len(list((tmp_path / "ck").iterdir())) == 3
+    with pytest.raises(StateError, match="in use by another driftd process"):
+        CheckpointStore(tmp_path / "ck").open()
 
 
-def test_corrupt_checkpoint_is_moved_aside(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_bad_entry_is_isolated_and_moved_aside(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path)
-    store.path_for("t/0").write_bytes(b"garbage, not an npz")
+    store.open()
+    entries = {f"version/m/v{i}": ({"i": i}, {"a": np.arange(5.0) + i}) for i in range(4)}
+    store.commit({"position": 9}, entries)
+    files = {k: tmp_path / e["file"] for k, e in store.entries.items()}
+    files["version/m/v0"].write_bytes(files["version/m/v0"].read_bytes()[:50])  # truncated
+    files["version/m/v1"].write_bytes(b"")  # zero length
+    data = bytearray(files["version/m/v2"].read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit
+    files["version/m/v2"].write_bytes(bytes(data))
+    store.close()
+    again = CheckpointStore(tmp_path)
+    loaded = again.open()
+    assert loaded is not None
     with LogLines() as logs:
-        assert store.load("t/0") is None
-    assert "unreadable" in logs.text
-    assert not store.path_for("t/0").exists()
-    assert any(p.name.startswith("t__0.ckpt.npz.corrupt") for p in tmp_path.iterdir())
+        got = {k: again.load_entry(k) for k in loaded.keys}
+    assert [k for k, v in got.items() if v is not None] == ["version/m/v3"]
+    assert again.bad_entries == 3 and "starts fresh" in logs.text
+    assert len(list((tmp_path / "corrupt").iterdir())) == 3
 
 
-def test_pickled_payload_is_refused(tmp_path: Path) -> None:
-    store = CheckpointStore(tmp_path)
-    obj = np.array([{"evil": 1}], dtype=object)
-    with open(store.path_for("t/0"), "wb") as fh:
-        np.savez(fh, __meta__=obj)
-    assert store.load("t/0") is None  # allow_pickle=False: never unpickled
+def test_pickled_payload_is_refused() -> None:
+    import io
+
+    from driftd.state.checkpoint import decode_entry
+
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(ValueError):
+        decode_entry("k", buf.getvalue())  # allow_pickle=False: never unpickled
 
 
 def test_unwritable_store_raises_state_error(tmp_path: Path) -> None:
-    from driftd.errors import StateError
-
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StateError):
-        CheckpointStore(blocker / "ck").save("t/0", {}, {})
+        CheckpointStore(blocker / "ck").commit({}, {"k": ({}, {})})
+
+
+def test_stray_files_are_removed_at_open(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.open()
+    store.commit({}, {"k": ({}, {"a": np.zeros(3)})})
+    (tmp_path / "e-00000007-0123456789abcdef.npz").write_bytes(b"left by a crash")
+    (tmp_path / ".MANIFEST.8.123.456.tmp").write_bytes(b"{")
+    store.close()
+    assert CheckpointStore(tmp_path).open() is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["LOCK", "MANIFEST.json", store.entries["k"]["file"]]
+    )
+
+
+def test_checkpoints_of_the_previous_release_are_set_aside(tmp_path: Path) -> None:
+    (tmp_path / "t__0.ckpt.npz").write_bytes(b"old per-partition state")
+    with LogLines() as logs:
+        assert CheckpointStore(tmp_path).open() is None
+    assert "driftd 0.1" in logs.text and "committed offsets" in logs.text
+    (legacy,) = tmp_path.glob("legacy-*")
+    assert [p.name for p in legacy.iterdir()] == ["t__0.ckpt.npz"]
 
 
 def test_snapshot_restore_is_exact(tmp_path: Path, profile: Path) -> None:
     cfg = load_config(credit_config(tmp_path, profile=profile), environ={})
     recs = records(stream())
-    whole = run(Engine(cfg), recs)
+    whole = run(Pipeline(cfg), recs)
 
-    first = Engine(cfg)
+    first = Pipeline(cfg)
     part1 = run(first, recs[:4321])
-    store = CheckpointStore(tmp_path / "ck")
-    meta, arrays = first.snapshot_partition("t/0")
-    store.save("t/0", meta, arrays)
-
-    second = Engine(cfg)
-    loaded = store.load("t/0")
-    assert loaded is not None
-    ps = second.restore_partition("t/0", *loaded)
-    assert ps.next_offset == 4321
-    second.adopt(ps)
+    second = roundtrip(first, cfg, tmp_path / "ck")
+    assert second.sources == {"t/0": 4321} and second.position == 4321
     part2 = run(second, recs[4321:])
     assert part1 + part2 == whole  # identical evaluations, statistics and alert ids
 
 
-def test_changed_window_discards_state(
-    tmp_path: Path, profile: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_changed_window_discards_state(tmp_path: Path, profile: Path) -> None:
     cfg_path = credit_config(tmp_path, profile=profile)
     cfg = load_config(cfg_path, environ={})
-    e = Engine(cfg)
+    e = Pipeline(cfg)
     run(e, records(stream()[:3000]))
-    meta, arrays = e.snapshot_partition("t/0")
 
     data = yaml.safe_load(cfg_path.read_text())
     data["monitors"][0]["window"] = {"type": "sliding", "events": 3000, "step": 500}
     cfg_path.write_text(yaml.safe_dump(data))
-    changed = Engine(load_config(cfg_path, environ={}))
     with LogLines() as logs:
-        ps = changed.restore_partition("t/0", meta, arrays)
-    assert ps.versions == {}
+        changed = roundtrip(e, load_config(cfg_path, environ={}), tmp_path / "a")
+    assert changed.by_name["credit"].versions == {}
     assert "changed" in logs.text and "discarding" in logs.text
-    assert ps.next_offset == 3000  # the position still holds: nothing is re-read twice
+    assert changed.sources == {"t/0": 3000}  # the position still holds: nothing read twice
 
     # thresholds / policy changes keep the saved windows
     data["monitors"][0]["window"] = {"type": "sliding", "events": 2000, "step": 500}
     data["monitors"][0]["policy"]["consecutive"] = 3
     cfg_path.write_text(yaml.safe_dump(data))
-    kept = Engine(load_config(cfg_path, environ={})).restore_partition("t/0", meta, arrays)
-    assert list(kept.versions) == [("credit", "v1")]
+    kept = roundtrip(e, load_config(cfg_path, environ={}), tmp_path / "b")
+    assert list(kept.by_name["credit"].versions) == ["v1"]
 
 
 def test_unwritable_state_dir_at_start_exits_2(tmp_path: Path, profile: Path) -> None:

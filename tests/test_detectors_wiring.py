@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from driftd_testutil import build_credit_profile, credit_config, read_jsonl, write_lines
+from driftd_testutil import build_credit_profile, credit_config, read_jsonl, roundtrip, write_lines
 
 from driftd.cli import main
 from driftd.config import load_config
 from driftd.demo.credit import generate
 from driftd.metrics import build_registry
-from driftd.runtime.engine import Engine
-from driftd.state.checkpoint import CheckpointStore
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 DETECTORS = [
@@ -59,25 +58,20 @@ def test_detector_state_checkpointed_and_metric(tmp_path: Path, profile: Path) -
     cfg = load_config(config(tmp_path, profile, DETECTORS), environ={})
     recs = [RawRecord(v, i + 1, None, 0, i, "t") for i, v in enumerate(stream())]
 
-    def run(e: Engine, rs: list[RawRecord]) -> list[dict]:  # type: ignore[type-arg]
+    def run(e: Pipeline, rs: list[RawRecord]) -> list[dict]:  # type: ignore[type-arg]
         out = []
         for i in range(0, len(rs), 900):
             out.extend(e.process(rs[i : i + 900]))
         return out
 
-    whole_engine = Engine(cfg)
+    whole_engine = Pipeline(cfg)
     whole = run(whole_engine, recs)
-    first = Engine(cfg)
+    first = Pipeline(cfg)
     a = run(first, recs[:8100])
-    store = CheckpointStore(tmp_path / "ck")
-    store.save("t/0", *first.snapshot_partition("t/0"))
-    second = Engine(cfg)
-    loaded = store.load("t/0")
-    assert loaded is not None
-    second.adopt(second.restore_partition("t/0", *loaded))
+    second = roundtrip(first, cfg, tmp_path / "ck")
     assert a + run(second, recs[8100:]) == whole
     n = sum(1 for o in whole if o["type"] == "detector" and o["detector"] == "adwin:prediction")
-    v = build_registry(whole_engine).get_sample_value(
+    v = build_registry(whole_engine.status).get_sample_value(
         "driftd_detector_drifts_total",
         {"monitor": "credit", "model_version": "v1", "detector": "adwin:prediction"},
     )

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from driftd.config import load_config
-from driftd.runtime.engine import Engine
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -86,7 +86,7 @@ def engine_cfg(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=messages)
 def test_engine_accounts_for_every_message(engine_cfg: Any, batch: list[bytes]) -> None:
-    engine = Engine(engine_cfg)
+    engine = Pipeline(engine_cfg)
     engine.collect_rejects = True
     recs = [RawRecord(v, i + 1, None, 0, i, "t") for i, v in enumerate(batch)]
     engine.process(recs)
@@ -99,6 +99,6 @@ def test_engine_accounts_for_every_message(engine_cfg: Any, batch: list[bytes]) 
 
 
 def test_two_megabyte_message_is_too_large(engine_cfg: Any, tmp_path: Path) -> None:
-    engine = Engine(engine_cfg)
+    engine = Pipeline(engine_cfg)
     engine.process([RawRecord(b'{"x":"' + b"a" * (2 * 1024 * 1024) + b'"}', 1, None)])
     assert engine.summary()["rejected"] == {"too_large": 1}

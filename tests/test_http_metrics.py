@@ -14,17 +14,17 @@ from driftd_testutil import build_credit_profile, credit_config
 from driftd.config import load_config
 from driftd.demo.credit import generate
 from driftd.metrics import build_registry
-from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     tmp = tmp_path_factory.mktemp("http")
     profile = build_credit_profile(tmp)
     cfg = load_config(credit_config(tmp, profile=profile), environ={})
-    e = Engine(cfg)
+    e = Pipeline(cfg)
     lines = list(generate(3000, version="v1", seed=21)) + list(
         generate(3000, version="v2", seed=22, score_shift=1.5)
     )
@@ -36,8 +36,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 
 
 @pytest.fixture(scope="module")
-def server(engine: Engine) -> Iterator[HttpServer]:
-    srv = HttpServer("127.0.0.1", 0, engine, build_registry(engine), lambda: (True, "consuming"))
+def server(engine: Pipeline) -> Iterator[HttpServer]:
+    reg = build_registry(engine.status)
+    srv = HttpServer("127.0.0.1", 0, engine.status, reg, lambda: (True, "consuming"))
     srv.start()
     yield srv
     srv.stop()
@@ -51,8 +52,8 @@ def get(srv: HttpServer, path: str) -> tuple[int, bytes]:
         return int(e.code), e.read()
 
 
-def test_registry_samples(engine: Engine) -> None:
-    reg = build_registry(engine)
+def test_registry_samples(engine: Pipeline) -> None:
+    reg = build_registry(engine.status)
     v = reg.get_sample_value
     assert v("driftd_events_total", {"monitor": "credit", "model_version": "v1"}) == 3000
     assert v("driftd_events_total", {"monitor": "credit", "model_version": "v2"}) == 3000
@@ -71,7 +72,7 @@ def test_registry_samples(engine: Engine) -> None:
     assert v("driftd_evaluation_duration_seconds_count") == 10  # 5 + 5 steps of 500 after 1000
     assert v("driftd_build_info", {"version": "0.1.0"}) == 1
     # two registries, two independent readers: nothing global
-    assert build_registry(engine) is not reg
+    assert build_registry(engine.status) is not reg
 
 
 def test_endpoints(server: HttpServer) -> None:
@@ -96,8 +97,9 @@ def test_monitor_view_for_argo(server: HttpServer) -> None:
     assert get(server, "/nope")[0] == 404
 
 
-def test_not_ready_is_503(engine: Engine) -> None:
-    srv = HttpServer("127.0.0.1", 0, engine, build_registry(engine), lambda: (False, "starting"))
+def test_not_ready_is_503(engine: Pipeline) -> None:
+    reg = build_registry(engine.status)
+    srv = HttpServer("127.0.0.1", 0, engine.status, reg, lambda: (False, "starting"))
     srv.start()
     try:
         code, body = get(srv, "/readyz")

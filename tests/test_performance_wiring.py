@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 import yaml
-from driftd_testutil import build_credit_profile, read_jsonl, write_lines
+from driftd_testutil import build_credit_profile, read_jsonl, roundtrip, write_lines
 from perf_workload import BAD_SHIFT, PERFORMANCE, labelled_stream, perf_config
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn import metrics as skm
@@ -20,8 +20,8 @@ from sklearn import metrics as skm
 from driftd.cli import main
 from driftd.config import load_config
 from driftd.metrics import build_registry
-from driftd.runtime.engine import Engine
-from driftd.state.checkpoint import CheckpointStore
+from driftd.monitor.outputs import webhook_payload
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 
@@ -120,7 +120,7 @@ def test_emitted_metrics_equal_sklearn(tmp_path: Path, profile: Path) -> None:
     perf = {"window": 4000, "step": 3000, "min_events": 3000, "label_horizon_s": 3600,
             "metrics": ["accuracy", "roc_auc"], "threshold": 0.5}  # fmt: skip
     cfg = perf_config(tmp_path, profile=profile, performance=perf)
-    engine = Engine(load_config(cfg))
+    engine = Pipeline(load_config(cfg))
     recs = [RawRecord(v, i + 1, None) for i, v in enumerate(by_time(preds, labels))]
     for i in range(0, len(recs), 700):
         engine.process(recs[i : i + 700])
@@ -155,12 +155,12 @@ def test_emitted_metrics_equal_sklearn(tmp_path: Path, profile: Path) -> None:
     assert text[("driftd_labelled_events_total", ("credit", "v1"))] == 3000
 
 
-def _scrape(engine: Engine) -> dict[tuple[str, tuple[str, ...]], float]:
+def _scrape(engine: Pipeline) -> dict[tuple[str, tuple[str, ...]], float]:
     """Samples by (name, label values in the order driftd declares the labels)."""
     from prometheus_client import generate_latest
 
     out: dict[tuple[str, tuple[str, ...]], float] = {}
-    body = generate_latest(build_registry(engine)).decode()
+    body = generate_latest(build_registry(engine.status)).decode()
     order = ("monitor", "model_version", "metric", "outcome", "reason")  # as declared
     for fam in text_string_to_metric_families(body):
         for smp in fam.samples:
@@ -178,23 +178,18 @@ def test_restart_from_checkpoint_is_exact(tmp_path: Path, profile: Path) -> None
     batches = [recs[i : i + 600] for i in range(0, len(recs), 600)]
     cut = len(batches) // 2  # mid-stream: thousands of predictions still wait for labels
 
-    def run(engine: Engine, bs: list[list[RawRecord]]) -> list[Any]:
+    def run(engine: Pipeline, bs: list[list[RawRecord]]) -> list[Any]:
         return [o for b in bs for o in engine.process(b) if o["type"] != "evaluation"]
 
-    whole = Engine(cfg)
+    whole = Pipeline(cfg)
     run(whole, batches[:cut])
     expected = run(whole, batches[cut:])
 
-    first = Engine(cfg)
+    first = Pipeline(cfg)
     run(first, batches[:cut])
     assert first.perf is not None and first.perf.monitors["credit"].joiner.pending > 1000
-    store = CheckpointStore(tmp_path / "ckpt")
-    store.save("__performance__", *first.perf.snapshot())
-    store.save("", *first.snapshot_partition(""))
-    second = Engine(cfg)
+    second = roundtrip(first, cfg, tmp_path / "ckpt")
     assert second.perf is not None
-    second.perf.restore(*store.load("__performance__"))  # type: ignore[misc]
-    second.adopt(second.restore_partition("", *store.load("")))  # type: ignore[misc]
     got = run(second, batches[cut:])
     assert got == expected
     # the detections happen after the restart
@@ -213,7 +208,7 @@ def test_error_stream_detector_fires_after_the_switch(
     cfg = load_config(perf_config(tmp_path, profile=profile, performance=perf))
     found = {}
     for name, shift in (("worse", BAD_SHIFT), ("equal", 0.0)):
-        engine = Engine(cfg)
+        engine = Pipeline(cfg)
         stream = by_time(*labelled_stream(v2_shift=shift))
         found[name] = [
             (o["model_version"], o["position"], o["errors_seen"], o["detector"])
@@ -247,7 +242,7 @@ def test_unusable_or_changed_performance_state_starts_fresh(tmp_path: Path, prof
 
     preds, labels = labelled_stream(v2_shift=0.0, n=3000, n2=10)
     cfg = load_config(perf_config(tmp_path, profile=profile))
-    e = Engine(cfg)
+    e = Pipeline(cfg)
     e.process([RawRecord(v, i + 1, None) for i, v in enumerate(by_time(preds, labels))])
     assert e.perf is not None
     meta, arrays = e.perf.snapshot()
@@ -255,7 +250,7 @@ def test_unusable_or_changed_performance_state_starts_fresh(tmp_path: Path, prof
     other = load_config(perf_config(tmp_path, profile=profile,
                                     performance={**PERFORMANCE, "window": 1000}))  # fmt: skip
     for config, arr, says in ((cfg, broken, "unusable"), (other, arrays, "changed")):
-        fresh = Engine(config)
+        fresh = Pipeline(config)
         assert fresh.perf is not None
         with LogLines() as log:
             fresh.perf.restore(meta, arr)
@@ -265,7 +260,7 @@ def test_unusable_or_changed_performance_state_starts_fresh(tmp_path: Path, prof
         # windows restart at 0 labelled events: a new epoch keeps their alert ids new
         assert fresh.perf.monitors["credit"].epoch == 1
         assert fresh.perf.snapshot()[0]["monitors"][0]["epoch"] == 1
-    ok = Engine(cfg)
+    ok = Pipeline(cfg)
     assert ok.perf is not None
     ok.perf.restore(meta, arrays)
     assert ok.perf.monitors["credit"].versions["v1"].window.total == 3000
@@ -294,7 +289,7 @@ def test_late_orphaned_duplicate_and_bad_labels_are_counted(tmp_path: Path, prof
     # Event time then moves on by more than the horizon (in a later batch: the joiner's clock
     # advances once per batch, before the batch's items).
     later = [label(ids[2], "01:30")]  # late: its prediction expired at 12:01:00
-    engine = Engine(cfg)
+    engine = Pipeline(cfg)
     engine.process([RawRecord(v, i + 1, None) for i, v in enumerate(lines)])
     engine.process([RawRecord(later[0], len(lines) + 1, None)])
     c = engine.perf.monitors["credit"].joiner.counters()  # type: ignore[union-attr]
@@ -347,11 +342,11 @@ def test_performance_metrics_pass_promtool(tmp_path: Path, profile: Path) -> Non
     from prometheus_client import generate_latest
 
     preds, labels = labelled_stream(v2_shift=BAD_SHIFT)
-    engine = Engine(load_config(perf_config(tmp_path, profile=profile)))
+    engine = Pipeline(load_config(perf_config(tmp_path, profile=profile)))
     stream = by_time(preds, labels)
     for i in range(0, len(stream), 2000):
         engine.process([RawRecord(v, i + k + 1, None) for k, v in enumerate(stream[i : i + 2000])])
-    body = generate_latest(build_registry(engine))
+    body = generate_latest(build_registry(engine.status))
     for name in ("driftd_performance{", "driftd_label_lag_seconds_bucket{",
                  "driftd_labelled_events_total{", "driftd_performance_degraded{"):  # fmt: skip
         assert name.encode() in body, name
@@ -380,7 +375,7 @@ def test_recovered_version_resolves_the_alert(tmp_path: Path, profile: Path) -> 
         preds += ev
         labels += labels_for(ev, score_shift=shift, seed=60 + k)
     cfg = load_config(perf_config(tmp_path, profile=profile))
-    engine = Engine(cfg)
+    engine = Pipeline(cfg)
     stream = by_time(preds, labels)
     out = [
         o
@@ -397,7 +392,7 @@ def test_recovered_version_resolves_the_alert(tmp_path: Path, profile: Path) -> 
     assert resolved["window"]["labelled_events"] > degraded["window"]["labelled_events"] + 2000
     assert engine.perf is not None
     assert engine.perf.monitors["credit"].versions["v2"].policy.state == "ok"
-    payload = Engine.webhook_payload(resolved)
+    payload = webhook_payload(resolved)
     assert payload["type"] == "performance.resolved" and payload["id"] == resolved["id"]
 
 
@@ -413,7 +408,7 @@ def test_far_future_times_do_not_move_the_join_clock(tmp_path: Path, profile: Pa
     doc["event_id"] = "from-the-future"
     future_pred = orjson.dumps(doc)
     future_label = orjson.dumps({"event_id": ids[0], "label": 1, "ts": "9999-12-31T00:00:00Z"})
-    engine = Engine(cfg)
+    engine = Pipeline(cfg)
     engine.process(
         [RawRecord(v, i + 1, None) for i, v in enumerate([future_pred, future_label, *preds[:20]])]
     )

@@ -10,7 +10,8 @@ from driftd_testutil import build_credit_profile, credit_config, read_jsonl, wri
 
 from driftd.cli import main
 from driftd.demo.credit import generate
-from driftd.monitor.evaluate import FeatureSpec, adjust_multiple_testing
+from driftd.monitor.evaluate import adjust_multiple_testing
+from driftd.monitor.spec import FeatureSpec
 from driftd.reference.features import build_numeric
 from driftd.stats import get_test
 

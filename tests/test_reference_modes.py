@@ -11,15 +11,14 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from driftd_testutil import LogLines, read_jsonl, write_lines
+from driftd_testutil import LogLines, api_view, read_jsonl, roundtrip, write_lines
 from refmode_util import interleave, mode_config
 from scipy import stats
 
 from driftd.cli import main
 from driftd.config import load_config
 from driftd.demo.credit import generate
-from driftd.runtime.engine import Engine
-from driftd.state.checkpoint import CheckpointStore
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 WARMUP = {"type": "warmup", "events": 5000}
@@ -247,27 +246,18 @@ def records(lines: list[bytes]) -> list[RawRecord]:
     return [RawRecord(v, i + 1, None, 0, i, "t") for i, v in enumerate(lines)]
 
 
-def run(engine: Engine, recs: list[RawRecord], batch: int = 777) -> list[dict[str, Any]]:
+def run(engine: Pipeline, recs: list[RawRecord], batch: int = 777) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in range(0, len(recs), batch):
         out.extend(engine.process(recs[i : i + batch]))
     return out
 
 
-def restart(cfg_path: Path, tmp: Path, first: Engine, prime: list[RawRecord] = ()) -> Engine:  # type: ignore[assignment]
-    """A new engine restored from ``first``'s checkpoint of partition t/0, through the store.
-    ``prime`` is fed to it first on another partition, so that its category dictionaries
-    number the labels differently from the saved ones."""
-    store = CheckpointStore(tmp / "ck")
-    store.save("t/0", *first.snapshot_partition("t/0"))
-    second = Engine(load_config(cfg_path, environ={}))
-    if prime:
-        second.process(list(prime))
-        second.release("u/0")
-    loaded = store.load("t/0")
-    assert loaded is not None
-    second.adopt(second.restore_partition("t/0", *loaded))
-    return second
+def restart(cfg_path: Path, tmp: Path, first: Pipeline, prime: list[RawRecord] = ()) -> Pipeline:  # type: ignore[assignment]
+    """A new pipeline restored from ``first``'s checkpoint, through the store. ``prime`` is
+    fed to it first, so that its category dictionaries number the labels differently from
+    the saved ones."""
+    return roundtrip(first, load_config(cfg_path, environ={}), tmp / "ck", prime)  # type: ignore[no-any-return]
 
 
 def relabelled(n: int) -> list[RawRecord]:
@@ -287,8 +277,8 @@ def test_warmup_checkpoint_round_trip(tmp_path: Path, cut: int) -> None:
     cfg_path = mode_config(tmp_path, WARMUP)
     cfg = load_config(cfg_path, environ={})
     recs = records(warmup_stream())
-    whole = run(Engine(cfg), recs)
-    first = Engine(cfg)
+    whole = run(Pipeline(cfg), recs)
+    first = Pipeline(cfg)
     part1 = run(first, recs[:cut])
     with LogLines() as logs:
         second = restart(cfg_path, tmp_path, first, relabelled(500))
@@ -306,8 +296,8 @@ def test_version_checkpoint_round_trip(tmp_path: Path) -> None:
     cfg_path = mode_config(tmp_path, STABLE)
     cfg = load_config(cfg_path, environ={})
     recs = records(canary_stream(0.5))
-    whole = run(Engine(cfg), recs)
-    first = Engine(cfg)
+    whole = run(Pipeline(cfg), recs)
+    first = Pipeline(cfg)
     part1 = run(first, recs[:13_333])
     second = restart(cfg_path, tmp_path, first, relabelled(300))
     assert part1 + run(second, recs[13_333:]) == whole
@@ -315,13 +305,12 @@ def test_version_checkpoint_round_trip(tmp_path: Path) -> None:
 
 def test_changed_warmup_size_discards_saved_state(tmp_path: Path) -> None:
     cfg_path = mode_config(tmp_path, WARMUP)
-    e = Engine(load_config(cfg_path, environ={}))
+    e = Pipeline(load_config(cfg_path, environ={}))
     run(e, records(warmup_stream()[:7000]))
-    meta, arrays = e.snapshot_partition("t/0")
     other = mode_config(tmp_path, {"type": "warmup", "events": 6000})
     with LogLines() as logs:
-        ps = Engine(load_config(other, environ={})).restore_partition("t/0", meta, arrays)
-    assert ps.versions == {} and "discarding" in logs.text
+        second = roundtrip(e, load_config(other, environ={}), tmp_path / "ck")
+    assert second.by_name["credit"].versions == {} and "discarding" in logs.text
 
 
 # ---------------------------------------------------------------------------- config
@@ -361,18 +350,13 @@ def test_warmup_with_time_windows_replays(tmp_path: Path) -> None:
 
 
 def test_status_api_shows_warmup_progress(tmp_path: Path) -> None:
-    from driftd.runtime.http import monitor_view
-
-    engine = Engine(load_config(mode_config(tmp_path, WARMUP), environ={}))
+    engine = Pipeline(load_config(mode_config(tmp_path, WARMUP), environ={}))
     recs = records(warmup_stream())
     run(engine, recs[:3000])
-    m = engine.by_name["credit"]
-    with engine.lock:
-        view = monitor_view(engine, m)
+    view = api_view(engine, "credit")
     assert view["versions"]["v1"]["warmup"] == {"events": 3000, "needed": 5000}
     assert view["state"] == "ok" and view["drifted"] is False
     run(engine, recs[3000:6000])
-    with engine.lock:
-        v1 = monitor_view(engine, m)["versions"]["v1"]
+    v1 = api_view(engine, "credit")["versions"]["v1"]
     assert "warmup" not in v1
     assert v1["last_evaluation"]["reference"].startswith("warmup:v1:")

@@ -253,14 +253,14 @@ def test_invented_versions_are_bounded_and_the_live_one_survives(
 
     from driftd.config import load_config
     from driftd.metrics import build_registry
-    from driftd.runtime.engine import Engine
+    from driftd.runtime.pipeline import Pipeline
     from driftd.types import RawRecord
 
     cfg_path = credit_config(tmp_path, profile=profile)
     doc = yaml.safe_load(cfg_path.read_text())
     doc["monitors"][0]["max_versions"] = 5
     cfg_path.write_text(yaml.safe_dump(doc))
-    engine = Engine(load_config(cfg_path))
+    engine = Pipeline(load_config(cfg_path))
     live = list(generate(3000, version="v1", seed=3))
     junk = [
         orjson.dumps({**orjson.loads(line), "model_version": f"junk-{i}"})
@@ -271,19 +271,21 @@ def test_invented_versions_are_bounded_and_the_live_one_survives(
         engine.process(
             [RawRecord(v, start + i + 1, None) for i, v in enumerate(stream[start : start + 100])]
         )
-    ps = engine.partitions[""]
-    versions = [v for (_m, v) in ps.versions]
+    stage = engine.by_name["credit"]
+    versions = list(stage.versions)
     assert len(versions) <= 5 and "v1" in versions
     # Junk versions of earlier batches were dropped; within a batch, once every kept version
     # has rows staged, further new versions are rejected (counted), never kept.
     s = engine.summary()
-    evicted = engine.versions_evicted["credit"]
+    evicted = stage.evicted
     too_many = s["rejected"].get("too_many_versions", 0)
     assert evicted > 0 and too_many > 0
     assert s["accepted"] + too_many == s["events"] == 3400
-    vs = ps.versions[("credit", "v1")]
+    vs = stage.versions["v1"]
     assert vs.accepted == 3000 and vs.latest is not None
     text = "\n".join(
-        f"{s.name} {s.value}" for f in build_registry(engine, {}).collect() for s in f.samples
+        f"{s.name} {s.value}"
+        for f in build_registry(engine.status, {}).collect()
+        for s in f.samples
     )
     assert 'driftd_versions_evicted_total' in text or "driftd_versions_evicted" in text

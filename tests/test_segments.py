@@ -6,7 +6,6 @@ APAC ~ N(0, 1)); from ``SHIFT_AT`` on, EU's ``x`` moves to N(0.8, 1) and nothing
 
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
 import time
@@ -22,9 +21,12 @@ from driftd_testutil import (
     SECRET,
     Driftd,
     LogLines,
+    api_view,
     http_get,
     metric_value,
     read_jsonl,
+    registry_of,
+    roundtrip,
     wait_until,
     write_lines,
 )
@@ -36,10 +38,8 @@ from driftd.config import load_config, validate_config
 from driftd.demo.sink import WebhookSink
 from driftd.errors import ConfigError
 from driftd.ingest.decode import EventDecoder, KeepingDecoder, Reject, segment_value
-from driftd.metrics import build_registry
 from driftd.reference.profile import Profile
-from driftd.runtime.engine import Engine
-from driftd.runtime.http import monitor_view
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 MEANS = {"EU": 0.0, "US": 2.0, "APAC": 0.0}
@@ -222,9 +222,9 @@ def test_keeping_decoder_decodes_exactly_like_the_plain_one() -> None:
 def test_unsegmented_engine_keeps_the_plain_decoder(setup: tuple[Path, Path]) -> None:
     tmp, _ = setup
     cfg = load_config(config(tmp, segment_by=[]), environ={})
-    assert type(Engine(cfg).decoder) is EventDecoder
+    assert type(Pipeline(cfg).router.decoder) is EventDecoder
     cfg = load_config(config(tmp), environ={})
-    assert type(Engine(cfg).decoder) is KeepingDecoder
+    assert type(Pipeline(cfg).router.decoder) is KeepingDecoder
 
 
 # ---------------------------------------------------------------- profiles
@@ -353,19 +353,19 @@ def test_overflow_segment_bound(setup: tuple[Path, Path]) -> None:
     cfg = config(tmp, max_segments=2)
     regions = {f"r{i}": 0.1 for i in range(10)}
     lines = events(5000, seed=9, regions=regions)
-    engine = Engine(load_config(cfg, environ={}))
+    engine = Pipeline(load_config(cfg, environ={}))
     recs = [RawRecord(v, i + 1, None) for i, v in enumerate(lines)]
     for i in range(0, len(recs), 700):
         engine.process(recs[i : i + 700])
-    (vs,) = engine.partitions[""].versions.values()
+    (vs,) = engine.by_name["seg"].versions.values()
     keys = list(vs.segments)
     assert len(keys) == 3 and keys[2] == ("__other__",)
     first_two = {k[0] for k in keys[:2]}
     expected_other = sum(1 for v in lines if orjson.loads(v)["features"]["region"] not in first_two)
-    assert engine.segment_overflow[("seg", "v1")] == expected_other
+    assert engine.by_name["seg"].segment_overflow["v1"] == expected_other
     assert vs.segments[("__other__",)].accepted == expected_other
     assert sum(c.accepted for c in vs.segments.values()) == 5000 == vs.accepted
-    reg = build_registry(engine)
+    reg = registry_of(engine)
     got = reg.get_sample_value(
         "driftd_segment_overflow_events_total", {"monitor": "seg", "model_version": "v1"}
     )
@@ -380,7 +380,7 @@ def _records(lines: list[bytes]) -> list[RawRecord]:
     return [RawRecord(v, i + 1, None, 0, i, "t") for i, v in enumerate(lines)]
 
 
-def _run(engine: Engine, recs: list[RawRecord], batch: int = 613) -> list[dict[str, Any]]:
+def _run(engine: Pipeline, recs: list[RawRecord], batch: int = 613) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in range(0, len(recs), batch):
         out.extend(engine.process(recs[i : i + batch]))
@@ -398,55 +398,26 @@ def test_checkpoint_round_trip_with_segments(setup: tuple[Path, Path]) -> None:
     tmp, cfg_path = setup
     cfg = load_config(cfg_path, environ={})
     recs = _records(events(N, seed=11, shift_at=SHIFT_AT))
-    whole = _run(Engine(cfg), recs)
-    first = Engine(cfg)
+    whole = _run(Pipeline(cfg), recs)
+    first = Pipeline(cfg)
     head = _run(first, recs[:7000])
-    meta, arrays = first.snapshot_partition("t/0")
-    meta = orjson.loads(orjson.dumps(meta))  # as stored: JSON
-    assert {tuple(v["segment"]) for v in meta["versions"] if "segment" in v} == {
-        ("EU",),
-        ("US",),
-        ("APAC",),
-    }
-    second = Engine(cfg)
-    second.adopt(second.restore_partition("t/0", meta, arrays))
+    second = roundtrip(first, cfg, tmp / "ckpt")
+    (vm,) = second.by_name["seg"].versions.values()
+    assert set(vm.segments) == {("EU",), ("US",), ("APAC",)}
     tail = _run(second, recs[7000:])
-    # Within a micro-batch, outputs follow the version, then its segments in order of first
-    # appearance, so batch boundaries interleave segments differently: compare per segment.
+    assert head + tail == whole
     assert _per_segment(head + tail) == _per_segment(whole)
     assert [a["segment"] for a in alerts(tail)] == [None, EU]  # both after the restore
 
 
-def test_checkpoint_without_segments_still_restores(setup: tuple[Path, Path]) -> None:
-    tmp, cfg_path = setup
-    cfg = load_config(cfg_path, environ={})
-    recs = _records(events(4000, seed=12))
-    first = Engine(cfg)
-    _run(first, recs)
-    meta, arrays = first.snapshot_partition("t/0")
-    # A checkpoint written before segments existed: version entries only, no segment keys.
-    old = copy.deepcopy(meta)
-    keep = [i for i, v in enumerate(old["versions"]) if "segment" not in v]
-    old["versions"] = [old["versions"][i] for i in keep]
-    arrays = {k: a for k, a in arrays.items() if int(k[1:].split(".")[0]) in keep}
-    second = Engine(cfg)
-    ps = second.restore_partition("t/0", orjson.loads(orjson.dumps(old)), arrays)
-    (vs,) = ps.versions.values()
-    assert vs.accepted == 4000 and vs.segments == {}
-    second.adopt(ps)
-    out = _run(second, _records(events(3000, seed=13)))
-    assert evals(out, EU)  # segments start fresh beside the restored version window
-
-
 def test_changed_segment_by_discards_saved_segments(setup: tuple[Path, Path]) -> None:
     tmp, cfg_path = setup
-    first = Engine(load_config(cfg_path, environ={}))
+    first = Pipeline(load_config(cfg_path, environ={}))
     _run(first, _records(events(3000, seed=14)))
-    meta, arrays = first.snapshot_partition("t/0")
     other = load_config(config(tmp, segment_by=["features.region", "model"]), environ={})
-    ps = Engine(other).restore_partition("t/0", meta, arrays)
-    (vs,) = ps.versions.values()
-    assert vs.accepted == 3000 and vs.segments == {}
+    # segment_by is part of the monitor's state layout: a change starts the monitor fresh
+    second = roundtrip(first, other, tmp / "ckpt")
+    assert second.by_name["seg"].versions == {}
 
 
 # ---------------------------------------------------------------- time windows
@@ -476,9 +447,9 @@ def test_time_window_segments_close_with_their_version(setup: tuple[Path, Path])
 
 def test_metrics_and_monitor_api_show_segments(setup: tuple[Path, Path]) -> None:
     tmp, cfg_path = setup
-    engine = Engine(load_config(cfg_path, environ={}))
+    engine = Pipeline(load_config(cfg_path, environ={}))
     _run(engine, _records(events(N, seed=11, shift_at=SHIFT_AT)))
-    reg = build_registry(engine)
+    reg = registry_of(engine)
     v = reg.get_sample_value
     base = {"monitor": "seg", "model_version": "v1"}
     # The overall series keep their label set (no segment label)…
@@ -507,8 +478,7 @@ def test_metrics_and_monitor_api_show_segments(setup: tuple[Path, Path]) -> None
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
     )
     assert res.returncode == 0 and not res.stdout.strip(), res.stdout + res.stderr
-    with engine.lock:
-        view = monitor_view(engine, engine.by_name["seg"])
+    view = api_view(engine, "seg")
     assert view["segment_by"] == ["features.region"]
     assert view["segments_drifted"] == ["features.region=EU"]
     segs = view["versions"]["v1"]["segments"]
@@ -629,7 +599,7 @@ def test_segment_alert_through_kafka_and_restart(
 def test_segment_references_carry_their_own_calibrated_thresholds(
     setup: tuple[Path, Path],
 ) -> None:
-    from driftd.runtime.engine import load_specs
+    from driftd.runtime.pipeline import load_specs
 
     tmp, _ = setup
     calibrated = {"false_alerts_per_million_events": 1.0, "resamples": 200}
@@ -650,7 +620,7 @@ def test_segment_references_carry_their_own_calibrated_thresholds(
 
 
 def test_profile_segments_of_another_segment_by_are_not_used(setup: tuple[Path, Path]) -> None:
-    from driftd.runtime.engine import load_specs
+    from driftd.runtime.pipeline import load_specs
 
     tmp, cfg = setup
     path = tmp / "profile.json"

@@ -89,9 +89,10 @@ def test_sliding_time_windows_and_idle_version_closed(tmp_path: Path, profile: P
 
 
 def test_time_window_state_survives_checkpoint(tmp_path: Path, profile: Path) -> None:
+    from driftd_testutil import roundtrip
+
     from driftd.config import load_config
-    from driftd.runtime.engine import Engine
-    from driftd.state.checkpoint import CheckpointStore
+    from driftd.runtime.pipeline import Pipeline
     from driftd.types import RawRecord
 
     cfg = load_config(
@@ -105,20 +106,15 @@ def test_time_window_state_survives_checkpoint(tmp_path: Path, profile: Path) ->
     lines = list(generate(9000, version="v1", seed=95, start=T0, income_shift=0.0))
     recs = [RawRecord(v, i + 1, None, 0, i, "t") for i, v in enumerate(lines)]
 
-    def run_engine(e: Engine, rs: list[RawRecord]) -> list[dict]:  # type: ignore[type-arg]
+    def run_engine(e: Pipeline, rs: list[RawRecord]) -> list[dict]:  # type: ignore[type-arg]
         out = []
         for i in range(0, len(rs), 700):
             out.extend(e.process(rs[i : i + 700]))
         return out
 
-    whole = run_engine(Engine(cfg), recs)
-    first = Engine(cfg)
+    whole = run_engine(Pipeline(cfg), recs)
+    first = Pipeline(cfg)
     a = run_engine(first, recs[:4567])
-    store = CheckpointStore(tmp_path / "ck")
-    store.save("t/0", *first.snapshot_partition("t/0"))
-    second = Engine(cfg)
-    loaded = store.load("t/0")
-    assert loaded is not None
-    second.adopt(second.restore_partition("t/0", *loaded))
+    second = roundtrip(first, cfg, tmp_path / "ck")
     b = run_engine(second, recs[4567:])
     assert a + b == whole and len(whole) >= 8

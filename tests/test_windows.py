@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from driftd.ingest.panes import Rows
 from driftd.reference.features import bin_counts, build_categorical, build_numeric, quantile_edges
 from driftd.windows.count import CountWindow
 
@@ -19,8 +20,8 @@ def test_sliding_boundaries_and_content() -> None:
     pos = 1
     for n in (3, 7, 1, 13):  # odd batch sizes cross boundaries in the middle
         num, cat, p, ts = batch(pos, n)
-        for total in w.append(num, cat, p, ts):
-            seen.append((total, sorted(w.num_column(0).tolist())))
+        for view in w.append(Rows.of(num, cat, p, ts)):
+            seen.append((view.seq, sorted(view.num_column(0).tolist())))
         pos += n
     assert [t for t, _ in seen] == [4, 8, 12, 16, 20, 24]
     for total, content in seen:
@@ -32,7 +33,7 @@ def test_sliding_boundaries_and_content() -> None:
 def test_batch_larger_than_window() -> None:
     w = CountWindow(size=5, step=5, n_num=1, n_cat=1)
     num, cat, p, ts = batch(1, 23)
-    totals = list(w.append(num, cat, p, ts))
+    totals = [v.seq for v in w.append(Rows.of(num, cat, p, ts))]
     assert totals == [5, 10, 15, 20]
     assert sorted(w.num_column(0).tolist()) == [19.0, 20.0, 21.0, 22.0, 23.0]
 
@@ -40,11 +41,11 @@ def test_batch_larger_than_window() -> None:
 def test_snapshot_restore_roundtrip() -> None:
     w = CountWindow(size=7, step=3, n_num=1, n_cat=1)
     num, cat, p, ts = batch(1, 11)
-    list(w.append(num, cat, p, ts))
+    list(w.append(Rows.of(num, cat, p, ts)))
     w2 = CountWindow.restore(w.snapshot())
     num, cat, p, ts = batch(12, 5)
-    a = list(w.append(num, cat, p, ts))
-    b = list(w2.append(num, cat, p, ts))
+    a = [v.seq for v in w.append(Rows.of(num, cat, p, ts))]
+    b = [v.seq for v in w2.append(Rows.of(num, cat, p, ts))]
     assert a == b
     assert np.array_equal(w.num, w2.num) and w.head == w2.head and w.total == w2.total
 

@@ -3,7 +3,10 @@
 One line per alert transition (the full payload: evidence, thresholds, window, reference id,
 stable id) and one per evaluation where the policy *decided something*: a breach held back
 (pending k-of-n, cooldown, alert already open) or a clean window counted toward resolving.
-Quiet, clean evaluations are not logged. Each line carries ``decision`` and ``reason``::
+Quiet, clean evaluations are not logged, unless every evaluation is asked for
+(``state.audit_evaluations``: then each evaluation line is also written whole, with
+``"decision": "evaluation"`` — the same lines ``driftd replay`` prints). Each line carries
+``decision`` and ``reason``::
 
     {"ts": "...", "decision": "hold", "reason": "breach 1 of 2 needed", "monitor": "credit",
      "model_version": "v7", "state": "pending", "window": {...}, "breaches": [...]}
@@ -26,10 +29,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def decisions(outputs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The audit records for a batch of engine outputs."""
+def decisions(
+    outputs: Iterable[dict[str, Any]], every_evaluation: bool = False
+) -> list[dict[str, Any]]:
+    """The audit records for a batch of pipeline outputs."""
     out: list[dict[str, Any]] = []
     for o in outputs:
+        if every_evaluation and o["type"] == "evaluation":
+            out.append({"ts": _now(), "decision": "evaluation", **o})
         if o["type"] == "alert":
             out.append({"ts": _now(), "decision": o["event"], **o})
             continue
@@ -84,13 +91,14 @@ def decisions(outputs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class AuditLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, every_evaluation: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.every_evaluation = every_evaluation
         self._fh = open(path, "ab")  # noqa: SIM115 - held for the process lifetime
 
     def write(self, outputs: Iterable[dict[str, Any]]) -> int:
-        recs = decisions(outputs)
+        recs = decisions(outputs, self.every_evaluation)
         for r in recs:
             self._fh.write(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
         return len(recs)

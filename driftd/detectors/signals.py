@@ -1,4 +1,4 @@
-"""The two aggregate signals the engine feeds to detectors, as ``(values, positions)`` pairs.
+"""The two aggregate signals the monitor stage feeds to detectors, as ``(values, positions)`` pairs.
 
 Detectors never see raw feature values (KSWIN costs ~150 µs per value): they see either the
 prediction score stream thinned per micro-batch, or one drift statistic per evaluated window.
@@ -92,7 +92,7 @@ class StatisticSignal:
     ``source`` is ``"drift_share"``, ``"prediction"`` (the prediction test's statistic) or
     ``"feature:<name>"`` (that feature's test statistic). The value is placed at the window's
     ``end_position``. An undefined statistic (None, NaN: empty or too small window) yields
-    nothing. The engine should check :attr:`feature` against the monitor's features when it
+    nothing. The monitor stage should check :attr:`feature` against the monitor's features when it
     builds the monitor; an evaluation without that feature raises ``KeyError``.
     """
 

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from driftd.kernels._jit import kernel
-from driftd.reference.features import FloatArray, IntArray
+from driftd.types import FloatArray, IntArray
 
 EPS = 1e-4
 _LN2 = math.log(2.0)

@@ -31,7 +31,7 @@ import numpy as np
 
 from driftd.kernels import binning, divergence, twosample
 from driftd.kernels._jit import kernel
-from driftd.reference.features import FloatArray
+from driftd.types import FloatArray
 
 # statistic codes for null_statistics
 WASSERSTEIN = 0  # wasserstein_sorted(ref, cur) / scale     (wasserstein: scale 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftd.kernels._jit import kernel
-from driftd.reference.features import FloatArray
+from driftd.types import FloatArray
 
 
 @kernel

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.kernels._jit import kernel
-from driftd.reference.features import IntArray
+from driftd.types import IntArray
 
 KS_MAX_EXACT_N = 10_000  # scipy's MAX_AUTO_N: exact KS p-value when max(n1, n2) <= this
 CVM_MAX_EXACT_N = 20  # scipy: exact CvM p-value when max(nx, ny) <= this

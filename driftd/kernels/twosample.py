@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from driftd.kernels._jit import kernel
-from driftd.reference.features import FloatArray
+from driftd.types import FloatArray
 
 
 @kernel

@@ -1,167 +1,65 @@
-"""Model performance on delayed labels, wired into the engine (issue 8).
+"""Model performance on delayed labels: the monitor stage's label join and labelled windows.
 
-The engine hands this module, per micro-batch, the accepted predictions of models that a
-monitor with a ``performance`` block watches (event id, score, version, time, and the label
-when the event already carries one) and the label events (from ``kafka.label_topics``, from
-``driftd replay --labels FILE``, or label-only lines in the prediction stream). Per monitor, a
+Per batch the pipeline hands this stage the accepted predictions of models that a monitor with
+a ``performance`` block watches (event id, score, version, time, and the label when the event
+already carries one) and the label events (from ``kafka.label_topics``, from ``driftd replay
+--labels FILE``, or label-only lines in the prediction stream). Per monitor, a
 :class:`~driftd.performance.LabelJoiner` joins them by ``event_id`` within
 ``label_horizon_s``; joined pairs fill a :class:`~driftd.performance.LabelledWindow` per model
 version; every ``step`` new labelled events of a version its metrics are computed and, when
 the baseline (the version it replaced, a named version, or fixed reference values) has a
 window too, compared with it with a confidence interval. The monitor's policy turns
-"degraded" verdicts into ``performance.degraded`` / ``performance.resolved`` alerts, returned
-as engine outputs: the daemon sends them through the same outbox, webhook and audit path as
-drift alerts.
+"degraded" verdicts into ``performance.degraded`` / ``performance.resolved`` alerts, shaped by
+the same alert builder as drift alerts and sent through the same outbox and webhooks.
 
-State is process-level, not per source partition: labels come from other partitions (another
-topic) than their predictions, so the join cannot live in one partition's state. It is saved
-as its own checkpoint entry (key :data:`CHECKPOINT_KEY`) by the daemon *before* the partition
-checkpoints and offset commits, so a crash between the two replays some predictions and labels
-into a joiner that has seen them: the joiner ignores them as duplicates. Consequence for
-``--workers N`` (and several driftd processes in one group): a label is joined only by the
-process that consumed its prediction, so performance monitoring needs all predictions and
-labels of a model in one process (run one worker, or one process per model group).
+Like drift state, performance state is per monitor and version over every partition, not per
+source partition (labels come from another topic than their predictions). It is one
+checkpoint entry (:data:`CHECKPOINT_KEY`) written atomically with the rest of the state, so a
+crash replays predictions and labels into a joiner that has not seen them.
 
 Late, orphaned, duplicate and malformed labels are counted, never errors.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from driftd.config import Config, PerformanceConfig
-from driftd.errors import StateError
-from driftd.ingest.decode import Reject, _getter, parse_ts
+from driftd.ingest.decode import Reject
+from driftd.ingest.labels import MAX_FUTURE_S, LabelReader, as_id, as_number, label_of
+from driftd.monitor import perf_state
+from driftd.monitor.outputs import alert_id, alert_line, detector_line, iso
+from driftd.monitor.perf_state import MonitorPerf, MonitorRef, VersionPerf
 from driftd.performance import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     Comparison,
-    ErrorStreamDetector,
     JoinedPairs,
-    LabelJoiner,
-    LabelledWindow,
     classification_metrics,
     compare,
     error_stream,
     regression_metrics,
 )
-from driftd.performance.join import MAX_VERSIONS
 from driftd.performance.metrics import json_metrics
-from driftd.policy import Policy, PolicyState, alert_id
-from driftd.state.checkpoint import PERFORMANCE_KEY, join_arrays, split_arrays
+from driftd.state.checkpoint import PERFORMANCE_KEY
 from driftd.types import RawRecord
-
-if TYPE_CHECKING:
-    from driftd.runtime.engine import Engine, MonitorRuntime
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = PERFORMANCE_KEY
 SNAPSHOT_FORMAT = 1
-# Event times further ahead of this machine's clock are not given to the label join: its clock
-# only moves forward, so one far-future time (ns read as ms, year 9999) would expire every
-# later prediction. Such predictions count as unjoinable (future_ts), such labels as bad_label.
-MAX_FUTURE_S = 86_400.0
 # Label outcomes exported as driftd_labels_total{outcome}: joiner counter → outcome label.
 LABEL_OUTCOMES = {"joined": "joined", "late": "late", "orphaned": "orphaned",
                   "duplicates": "duplicate"}  # fmt: skip
 PREDICTION_OUTCOMES = ("expired", "evicted")
-
-
-def _iso(ts: float | None) -> str | None:
-    from driftd.runtime.engine import iso
-
-    return iso(ts)
-
-
-@dataclass(slots=True)
-class VersionPerf:
-    """One model version of one monitor: its labelled window and alert state."""
-
-    window: LabelledWindow
-    policy: PolicyState = field(default_factory=PolicyState)
-    next_eval: int = 0  # window.total at which the next evaluation is due
-    latest: dict[str, Any] | None = None  # last performance evaluation output
-
-
-class MonitorPerf:
-    """The join and the per-version windows of one monitor with a ``performance`` block."""
-
-    def __init__(self, m: MonitorRuntime, cfg: PerformanceConfig) -> None:
-        self.name = m.name
-        self.model = m.model
-        self.cfg = cfg
-        self.policy: Policy = m.policy
-        # Bumped whenever saved state is discarded, so the alert ids of the new windows
-        # (keyed by labelled-event counts that restart at 0) never repeat delivered ones.
-        self.epoch = 0
-        self.joiner = LabelJoiner(
-            cfg.label_horizon_s,
-            max_pending=cfg.max_pending,
-            max_early=cfg.max_early,
-            max_resolved=max(2 * cfg.max_early, 200_000),
-        )
-        self.versions: dict[str, VersionPerf] = {}
-        self.fingerprint = perf_fingerprint(cfg)
-        # One detector on the monitor's error stream in join order (across versions), so a
-        # rollout that raises the error rate is a change point in it.
-        self.detector = ErrorStreamDetector(cfg.detector) if cfg.detector is not None else None
-        self._full_logged = False
-
-    def has_room_for(self, version: str) -> bool:
-        j = self.joiner
-        if version in j.version_names or len(j.version_names) < MAX_VERSIONS:
-            return True
-        if not self._full_logged:
-            self._full_logged = True
-            log.error(
-                "monitor %s: more than %d model versions; predictions of new versions are "
-                "not joined (counted in driftd_predictions_unjoinable_total)",
-                self.name,
-                MAX_VERSIONS,
-            )
-        return False
-
-    def version(self, name: str) -> VersionPerf:
-        vp = self.versions.get(name)
-        if vp is None:
-            vp = self.versions[name] = VersionPerf(
-                LabelledWindow(self.cfg.window), next_eval=self.cfg.every
-            )
-        return vp
-
-
-def perf_fingerprint(cfg: PerformanceConfig) -> str:
-    """What saved performance state depends on (window size, join bounds, task)."""
-    key = [cfg.task, cfg.window, cfg.label_horizon_s, cfg.max_pending, cfg.max_early]
-    return hashlib.sha256(orjson.dumps(key)).hexdigest()[:16]
-
-
-def _as_id(v: Any) -> str | None:
-    if type(v) is str:
-        return v if v else None
-    if type(v) is int:
-        return str(v)
-    return None
-
-
-def _as_number(v: Any) -> float:
-    if type(v) is float or type(v) is int:
-        return float(v)
-    if type(v) is bool:
-        return 1.0 if v else 0.0
-    return math.nan
 
 
 def _slice(p: JoinedPairs, a: int, b: int) -> JoinedPairs:
@@ -171,25 +69,22 @@ def _slice(p: JoinedPairs, a: int, b: int) -> JoinedPairs:
     )  # fmt: skip
 
 
-class PerfRuntime:
+class PerformanceStage:
     """Every monitor's performance state plus the per-batch staging (see module docstring)."""
 
-    def __init__(self, cfg: Config, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self, cfg: Config, monitors: Sequence[tuple[MonitorRef, PerformanceConfig]]
+    ) -> None:
         self.label_topics = frozenset(cfg.kafka.label_topics)
         self.monitors: dict[str, MonitorPerf] = {}
         self.by_model: dict[str, list[MonitorPerf]] = {}
-        for m in engine.monitors:
-            pc = m.spec.cfg.performance
-            if pc is None:
-                continue
+        for m, pc in monitors:
             mp = self.monitors[m.name] = MonitorPerf(m, pc)
             self.by_model.setdefault(m.model, []).append(mp)
+        # label events refused (taken by the pipeline: counted and dead-lettered there)
+        self.rejected: list[tuple[RawRecord, str, str]] = []
         s = cfg.schema_
-        self._id = _getter(s.event_id)
-        self._label = _getter(s.label)
-        self._ts = _getter(s.timestamp)
-        self._model = _getter(s.model)
+        self._reader = LabelReader(s)
         # staging for the current micro-batch
         self._preds: list[tuple[str, str, Any, Any, float]] = []
         self._labels: list[tuple[str | None, str, float, float]] = []
@@ -216,66 +111,23 @@ class PerfRuntime:
 
     def stage_label_line(self, extra: tuple[Any, Any, Any], rec: RawRecord) -> bool:
         """A line without ``model`` in the prediction stream: a label event if it has an
-        event id and a label (True: taken), else False (the caller rejects it)."""
+        event id and a label (True: taken), else False (the caller rejects it). Raises
+        Reject for a label line with unusable fields."""
         eid, label, ts_raw = extra
         if eid is None or label is None:
             return False
-        self._take_label(None, eid, label, ts_raw, rec)
+        self._labels.append(label_of(None, eid, label, ts_raw, rec))
+        self.labels_read += 1
         return True
 
     def stage_label_records(self, records: Sequence[RawRecord]) -> None:
         """Label events from a label topic or label file."""
         for rec in records:
             try:
-                if not rec.value:
-                    raise Reject("empty")
-                try:
-                    obj = orjson.loads(rec.value)
-                except orjson.JSONDecodeError:
-                    raise Reject("invalid_json") from None
-                if type(obj) is not dict:
-                    raise Reject("not_object")
-                model = self._model(obj)
-                self._take_label(
-                    model if type(model) is str else None,
-                    self._id(obj),
-                    self._label(obj),
-                    self._ts(obj),
-                    rec,
-                )
+                self._labels.append(self._reader.read(rec))
+                self.labels_read += 1
             except Reject as r:
-                self._reject(rec, r)
-
-    def _reject(self, rec: RawRecord, r: Reject) -> None:
-        e = self.engine
-        e.rejected[r.reason] += 1
-        if e.collect_rejects:
-            e._rejects.append((rec, r.reason, r.detail))
-
-    def _take_label(
-        self,
-        model: str | None,
-        eid_raw: Any,
-        label_raw: Any,
-        ts_raw: Any,
-        rec: RawRecord,
-    ) -> None:
-        eid = _as_id(eid_raw)
-        if eid is None:
-            raise Reject("bad_label", "label event without a usable event_id")
-        label = _as_number(label_raw)
-        if not math.isfinite(label):
-            raise Reject("bad_label", "label must be a number or boolean")
-        if ts_raw is None:
-            ts = (
-                rec.timestamp_ms / 1000.0 if rec.timestamp_ms and rec.timestamp_ms > 0 else math.nan
-            )
-        else:
-            ts = parse_ts(ts_raw)
-        if ts > time.time() + MAX_FUTURE_S:
-            raise Reject("bad_label", "label time more than a day ahead of this machine's clock")
-        self._labels.append((model, eid, label, ts))
-        self.labels_read += 1
+                self.rejected.append((rec, r.reason, r.detail))
 
     # ------------------------------------------------------------------ flushing
 
@@ -326,7 +178,7 @@ class PerfRuntime:
             future = 0
             limit = time.time() + MAX_FUTURE_S
             for (eid_raw, label_raw, _), pred, ts in rows:
-                eid = _as_id(eid_raw)
+                eid = as_id(eid_raw)
                 if eid is None:
                     missing += 1
                     continue
@@ -334,10 +186,10 @@ class PerfRuntime:
                     future += 1
                     continue
                 ids.append(eid)
-                scores.append(_as_number(pred))
+                scores.append(as_number(pred))
                 times.append(ts)
                 if label_raw is not None:
-                    lv = _as_number(label_raw)
+                    lv = as_number(label_raw)
                     if math.isfinite(lv):
                         lab_ids.append(eid)
                         lab_vals.append(lv)
@@ -395,15 +247,7 @@ class PerfRuntime:
         version = pairs.version_names[int(pairs.version[i])]
         self.detector_drifts[(mp.name, version, name)] += 1
         log.info("detector %s flagged monitor=%s version=%s", name, mp.name, version)
-        return {
-            "type": "detector",
-            "monitor": mp.name,
-            "model": mp.model,
-            "model_version": version,
-            "detector": name,
-            "position": pos,
-            "errors_seen": mp.detector.n_seen,
-        }
+        return detector_line(mp.name, mp.model, version, name, pos, errors_seen=mp.detector.n_seen)
 
     # ------------------------------------------------------------------ evaluation
 
@@ -413,8 +257,7 @@ class PerfRuntime:
             return None, None
         name = cfg.baseline_version
         if name is None:
-            m = self.engine.by_name[mp.name]
-            name = self.engine.rollback_to(m, version)
+            name = mp.ref.rollback_to(version)
         if name is None or name == version:
             return name, None
         return name, mp.versions.get(name)
@@ -463,8 +306,8 @@ class PerfRuntime:
                 "events": span["events"],
                 "labelled_events": vp.window.total,
                 "end_position": position,
-                "start_ts": _iso(span["start_ts"]),
-                "end_ts": _iso(span["end_ts"]),
+                "start_ts": iso(span["start_ts"]),
+                "end_ts": iso(span["end_ts"]),
             },
             "metrics": json_metrics(values),
             "comparisons": {k: c.to_dict() for k, c in comparisons.items()},
@@ -504,149 +347,69 @@ class PerfRuntime:
         kind = "performance.degraded" if transition == "alert" else "performance.resolved"
         seq = vp.window.total
         scope = CHECKPOINT_KEY if not mp.epoch else f"{CHECKPOINT_KEY}#{mp.epoch}"
-        aid = alert_id(mp.name, version, kind, seq, scope)
-        m = self.engine.by_name[mp.name]
+        aid = alert_id(mp.name, version, kind, seq, scope=scope)
         severity = "critical" if transition == "alert" else "info"
+        tail = None
         if transition == "alert":
             vp.policy.open_alert_id = aid
-            self.engine.alerts[(mp.name, severity)] += 1
+            mp.ref.alerts[severity] += 1
+        else:
+            tail = {"resolves": vp.policy.open_alert_id}
+            vp.policy.open_alert_id = None
         # degraded: the first degraded metric; resolved: the first compared metric now
         entries = [c.to_dict() for c in degraded] or list(ev["comparisons"].values())
         main = entries[0] if entries else {}
-        payload: dict[str, Any] = {
-            "id": aid,
-            "time": _iso(ts) or _iso(time.time()),
-            "monitor": mp.name,
-            "model": mp.model,
-            "model_version": version,
-            "rollback_to": self.engine.rollback_to(m, version),
-            "severity": severity,
-            "baseline_version": ev["baseline"]["version"],
-            "metric": main.get("metric"),
-            "current": main.get("current"),
-            "baseline": main.get("baseline"),
-            "difference": main.get("difference"),
-            "ci": main.get("ci"),
-            "level": mp.cfg.level,
-            "metrics": entries,
-            "window": {
-                "events": ev["window"]["events"],
-                "labelled_events": seq,
-                "end_position": ev["window"]["end_position"],
+        rollback_to = mp.ref.rollback_to(version)
+        alert = alert_line(
+            kind,
+            aid,
+            ts,
+            monitor=mp.name,
+            model=mp.model,
+            version=version,
+            rollback_to=rollback_to,
+            severity=severity,
+            reason=ev["reason"],
+            tail=tail,
+            with_segment=False,
+            body={
+                "baseline_version": ev["baseline"]["version"],
+                "metric": main.get("metric"),
+                "current": main.get("current"),
+                "baseline": main.get("baseline"),
+                "difference": main.get("difference"),
+                "ci": main.get("ci"),
+                "level": mp.cfg.level,
+                "metrics": entries,
+                "window": {
+                    "events": ev["window"]["events"],
+                    "labelled_events": seq,
+                    "end_position": ev["window"]["end_position"],
+                },
             },
-            "reason": ev["reason"],
-        }
-        if transition == "resolve":
-            payload["resolves"] = vp.policy.open_alert_id
-            vp.policy.open_alert_id = None
+        )
         log.warning(
             "%s monitor=%s model=%s version=%s metric=%s rollback_to=%s id=%s (%s)",
             kind,
             mp.name,
             mp.model,
             version,
-            payload["metric"],
-            payload["rollback_to"],
+            main.get("metric"),
+            rollback_to,
             aid,
             ev["reason"],
         )
-        return {"type": "alert", "event": kind, **payload}
+        return alert
 
     # ------------------------------------------------------------------ state
 
     def snapshot(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
-        """(meta, arrays) of every monitor's performance state (caller holds the lock)."""
-        arrays: dict[str, npt.NDArray[Any]] = {}
-        monitors = []
-        for i, mp in enumerate(self.monitors.values()):
-            jmeta = split_arrays(mp.joiner.snapshot(), arrays, f"p{i}.j.")
-            versions = []
-            for k, (name, vp) in enumerate(mp.versions.items()):
-                for col, arr in vp.window.snapshot().items():
-                    arrays[f"p{i}.v{k}.{col}"] = arr
-                versions.append(
-                    {
-                        "version": name,
-                        "policy": vp.policy.to_json(),
-                        "next_eval": vp.next_eval,
-                        "latest": vp.latest,
-                    }
-                )
-            monitors.append(
-                {
-                    "monitor": mp.name,
-                    "fingerprint": mp.fingerprint,
-                    "epoch": mp.epoch,
-                    "joiner": jmeta,
-                    "versions": versions,
-                    "detector": split_arrays(mp.detector.snapshot(), arrays, f"p{i}.d.")
-                    if mp.detector is not None
-                    else None,
-                }
-            )
-        return {"format": SNAPSHOT_FORMAT, "monitors": monitors}, arrays
+        """(meta, arrays) of every monitor's performance state."""
+        return perf_state.snapshot(self.monitors)
 
     def restore(self, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> None:
         """Install saved state; a monitor whose performance config changed starts fresh."""
-        if meta.get("format") != SNAPSHOT_FORMAT:
-            log.warning(
-                "performance checkpoint format %r unknown; starting fresh", meta.get("format")
-            )
-            return
-        for i, saved in enumerate(meta.get("monitors", [])):
-            mp = self.monitors.get(saved["monitor"])
-            if mp is not None:
-                mp.epoch = int(saved.get("epoch", 0))
-            if mp is None or saved["fingerprint"] != mp.fingerprint:
-                if mp is not None:
-                    mp.epoch += 1
-                log.warning(
-                    "performance checkpoint: monitor %s no longer configured or its "
-                    "performance block changed; its saved join and windows are discarded",
-                    saved["monitor"],
-                )
-                continue
-            try:
-                joiner, versions, detector = self._restore_one(mp, i, saved, arrays)
-            except (StateError, KeyError, TypeError, ValueError, IndexError) as exc:
-                log.error(
-                    "performance checkpoint: state of monitor %s is unusable (%r); starting "
-                    "its join and windows fresh",
-                    mp.name,
-                    exc,
-                )
-                mp.epoch += 1
-                continue
-            mp.joiner, mp.versions = joiner, versions
-            if detector is not None:
-                mp.detector = detector
-            log.info(
-                "restored performance state of %s: %d pending predictions, %d versions",
-                mp.name,
-                mp.joiner.pending,
-                len(mp.versions),
-            )
-
-    @staticmethod
-    def _restore_one(
-        mp: MonitorPerf, i: int, saved: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]
-    ) -> tuple[LabelJoiner, dict[str, VersionPerf], ErrorStreamDetector | None]:
-        joiner = LabelJoiner.restore(join_arrays(saved["joiner"], arrays))
-        versions: dict[str, VersionPerf] = {}
-        for k, v in enumerate(saved["versions"]):
-            prefix = f"p{i}.v{k}."
-            cols = {key[len(prefix) :]: a for key, a in arrays.items() if key.startswith(prefix)}
-            window = LabelledWindow.restore(cols)
-            if window.size != mp.cfg.window:
-                raise StateError(f"window of {window.size} events, configured {mp.cfg.window}")
-            versions[str(v["version"])] = VersionPerf(
-                window, PolicyState.from_json(v["policy"]), int(v["next_eval"]), v.get("latest")
-            )
-        det = saved.get("detector")
-        detector = None
-        if det is not None and mp.cfg.detector == det["meta"]["name"]:
-            detector = ErrorStreamDetector.restore(join_arrays(det, arrays))
-        return joiner, versions, detector
+        perf_state.restore(self.monitors, meta, arrays)
 
     # ------------------------------------------------------------------ read side
 

@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from driftd.config import MonitorConfig, ProfileReference, VersionReference, WarmupReference
 from driftd.errors import ConfigError
-from driftd.monitor.evaluate import FeatureSpec, MonitorSpec, build_spec
+from driftd.monitor.spec import FeatureSpec, MonitorSpec, build_spec
 from driftd.reference.features import CategoricalReference, NumericReference, build_numeric
 from driftd.reference.profile import FeatureRef, Profile
 from driftd.reference.warmup import WarmupBuilder

@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftd.types import FloatArray as FloatArray  # re-exported for the stats layer
+from driftd.types import IntArray as IntArray
+
 MAX_RAW = 100_000
 DEFAULT_BINS = 10
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)

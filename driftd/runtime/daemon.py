@@ -1,15 +1,21 @@
-"""`driftd run`: the loop wiring source → engine → actions, checkpoints, metrics and HTTP.
+"""``driftd run``: the loop over Kafka with checkpoints, offsets, actions, metrics and HTTP.
 
-Per micro-batch: fold the events into state, then *act* (alerts into the durable outbox,
-rejected events to the dead-letter destination). A checkpoint is due by time
-(``state.checkpoint_interval_s``), by count (``state.checkpoint_events``), right after an alert
-transition, on a rebalance and at shutdown; it *persists* every changed partition atomically and
-only then *commits* the Kafka offsets those checkpoints cover. On (re)assignment a partition's
-checkpoint is restored and the consumer seeks to the offset stored in it, so window state is
-rebuilt exactly: no event is lost and none is counted twice, whatever the crash point.
+Per batch the pipeline folds the events in; alerts are *staged*, the audit log and dead
+letters written. A checkpoint is due by time (``state.checkpoint_interval_s``), by count
+(``state.checkpoint_events``), right after an alert transition, on a rebalance and at
+shutdown. It (1) flushes the dead letters and the audit log, (2) writes every changed monitor
+and version state, the position counter, each source partition's next offset *and the staged
+alerts* atomically (one manifest, :mod:`driftd.state.checkpoint`), (3) hands the staged alerts
+to their actions' durable outboxes, and only then (4) commits the offsets the checkpoint
+covers. An alert therefore becomes durable together with the state that raised it: after a
+crash, either neither exists (the events are consumed again and decide afresh) or both do (the
+restored state is already alerting and the alert is handed to the outbox again under the same
+id, which the outbox and receivers de-duplicate). The same transition is never sent under two
+ids, and no event is lost or counted twice in a window.
 
-Signal handlers only set a flag; the loop finishes the batch in hand, checkpoints, commits and
-exits within ``drain_timeout_s``; a second signal forces exit.
+On (re)assignment a partition resumes at the offset stored in the checkpoint, else at the
+group's committed offset. Signal handlers only set a flag; the loop finishes the batch in
+hand, checkpoints, commits and exits within ``drain_timeout_s``; a second signal forces exit.
 """
 
 from __future__ import annotations
@@ -32,13 +38,19 @@ from driftd.actions.webhook import WebhookAction
 from driftd.config import Config, WebhookActionConfig
 from driftd.errors import ConfigError, SourceError, StateError
 from driftd.metrics import build_registry
-from driftd.runtime.engine import Engine
+from driftd.monitor.outputs import webhook_payload
+from driftd.monitor.view import Status
 from driftd.runtime.http import HttpServer
+from driftd.runtime.loop import drive
+from driftd.runtime.pipeline import Pipeline
 from driftd.sources.confluent import ConfluentSource
 from driftd.sources.kafka import KafkaSource
-from driftd.state.checkpoint import PERFORMANCE_KEY, CheckpointStore
+from driftd.state.checkpoint import CheckpointStore
+from driftd.types import RawRecord
 
 log = logging.getLogger(__name__)
+
+PUBLISH_S = 0.5  # the status readers see is at most this old while events flow
 
 
 def check_state_dir(path: Path) -> None:
@@ -91,27 +103,20 @@ class Daemon:
         self.drain_timeout_s = drain_timeout_s
         self.stop_event = threading.Event()
         self._signals = 0
-        self.engine = Engine(cfg)
+        self.pipeline = Pipeline(cfg)
         state_dir = cfg.state.dir
         check_state_dir(state_dir)
-        self.store = CheckpointStore(state_dir / "checkpoints")
         suffix = f"worker-{worker}" if worker is not None else ""
-        # Performance state is per process (labels and predictions meet in it), so each
-        # worker keeps its own entry beside the per-partition checkpoints.
-        self.perf_key = PERFORMANCE_KEY + (f".{suffix}" if suffix else "")
-        self._restore_perf()
-        if self.engine.perf is not None and worker is not None:
-            log.warning(
-                "performance monitoring with --workers: a label is joined only by the worker "
-                "that consumed its prediction; labels of predictions consumed elsewhere count "
-                "as orphaned (run one worker for performance monitors)"
-            )
+        # Each process keeps its own state: the checkpoint is one consistent snapshot of it.
+        ckpt_dir = state_dir / "checkpoints" / suffix if suffix else state_dir / "checkpoints"
+        self.store = CheckpointStore(ckpt_dir)
         self.actions = build_actions(
             cfg, state_dir / "outbox" / suffix if suffix else state_dir / "outbox"
         )
         self.dead_letter: DeadLetterSink | None = None
         self.audit = AuditLog(
-            state_dir / (f"audit-worker-{worker}.jsonl" if worker is not None else "audit.jsonl")
+            state_dir / (f"audit-worker-{worker}.jsonl" if worker is not None else "audit.jsonl"),
+            every_evaluation=cfg.state.audit_evaluations,
         )
         self.source: KafkaSource | ConfluentSource
         if cfg.source.type == "confluent":
@@ -128,33 +133,84 @@ class Daemon:
         self._state_error: str | None = None
         self._last_ckpt = time.monotonic()
         self._events_since_ckpt = 0
-        self._heartbeat = time.monotonic()  # the loop's last sign of life
-        self.registry = build_registry(self.engine, self.actions, lambda: dict(self._lag))
+        self._staged: list[dict[str, Any]] = []  # alerts not yet in a durable checkpoint
+        self._full_checkpoint = False  # after a failed write: rewrite every entry
+        self._ckpt_lock = threading.RLock()  # the loop, rebalance callbacks and the watchdog
+        self._poll_since: float | None = None  # monotonic time the current poll started
+        self._status = Status()
+        self._published = 0.0
+        self._restore()
+        self.registry = build_registry(lambda: self._status, self.actions, lambda: dict(self._lag))
         host, port = cfg.http.host_port
-        self.http = HttpServer(host, port, self.engine, self.registry, self.readiness)
+        self.http = HttpServer(host, port, lambda: self._status, self.registry, self.readiness)
 
-    def _restore_perf(self) -> None:
-        perf = self.engine.perf
-        if perf is None:
-            return
-        saved = self.store.load(self.perf_key)
-        if saved is not None:
-            perf.restore(*saved)  # unusable parts are logged and started fresh, never fatal
+    # ------------------------------------------------------------------ state
 
-    def _save_perf(self) -> None:
-        """Persist the performance state (before any partition checkpoint: see
-        driftd.monitor.performance for why that order keeps the join exact)."""
-        perf = self.engine.perf
-        if perf is None or not perf.dirty:
+    def _restore(self) -> None:
+        loaded = self.store.open()
+        if loaded is None:
+            log.info(
+                "no checkpoint in %s: starting from the group's committed offsets", self.store.dir
+            )
+            self._status = self.pipeline.status()
             return
-        with self.engine.lock:
-            meta, arrays = perf.snapshot()
-            perf.dirty = False
-        try:
-            self.store.save(self.perf_key, meta, arrays)
-        except BaseException:
-            perf.dirty = True
-            raise
+        self.pipeline.restore(loaded.meta, self.store.load_entry)
+        # Alerts that were durable but maybe not yet handed over: again, under the same ids.
+        self._staged = [a for a in loaded.meta.get("alerts", []) if isinstance(a, dict)]
+        log.info(
+            "restored checkpoint %d: position %d, %d partitions, %d alerts to hand over",
+            loaded.generation,
+            self.pipeline.position,
+            len(self.pipeline.sources),
+            len(self._staged),
+        )
+        self._status = self.pipeline.status()
+
+    def checkpoint(self, *, commit_offsets: bool = True) -> bool:
+        """Persist (atomically) → hand staged alerts to the outboxes → commit offsets.
+
+        On a state-directory failure nothing is committed (the events stay uncommitted in
+        Kafka, so nothing is lost), readiness turns false with the reason, and the next
+        checkpoint retries with every entry; consumption goes on.
+        """
+        with self._ckpt_lock:
+            self._last_ckpt = time.monotonic()
+            self._events_since_ckpt = 0
+            try:
+                if self.dead_letter is not None:
+                    self.dead_letter.flush()
+                self.audit.flush()
+                meta, entries, removed = self.pipeline.checkpoint(everything=self._full_checkpoint)
+                meta["alerts"] = list(self._staged)
+                self.store.commit(meta, entries, removed)
+                self._full_checkpoint = False
+            except (StateError, OSError, TypeError, ValueError) as exc:
+                self._full_checkpoint = True
+                if self._state_error is None:
+                    log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
+                self._state_error = f"checkpoint failing: {exc}"
+                return False
+            if self._state_error is not None:
+                log.warning("checkpoints work again")
+                self._state_error = None
+            self._hand_over()
+            offsets = dict(meta["sources"])
+        if commit_offsets and offsets:
+            try:
+                self.source.commit(offsets)
+            except Exception as exc:  # noqa: BLE001 - e.g. a rebalance in progress; retried
+                log.warning("offset commit failed (%s); the next checkpoint retries", exc)
+        return True
+
+    def _hand_over(self) -> None:
+        """Durable alerts into their actions' outboxes (which de-duplicate by id)."""
+        for alert in self._staged:
+            mon = self.cfg.monitor(alert["monitor"])
+            payload = webhook_payload(alert)
+            for name in mon.actions:
+                if not self.actions[name].submit(payload):
+                    log.error("action %s could not queue alert %s", name, payload["id"])
+        self._staged = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -196,6 +252,8 @@ class Daemon:
         log.info("listening on %s (metrics, health, API)", self.cfg.http.listen)
         for a in self.actions.values():
             a.start()
+        if self._staged:
+            self._hand_over()
         try:
             # Kernels load (from numba's cache) on a thread while the source connects and
             # joins its group; consuming starts once both are done.
@@ -204,7 +262,7 @@ class Daemon:
             def warm() -> None:
                 try:
                     warm_up_kernels()
-                    if self.engine.perf is not None:
+                    if self.pipeline.perf is not None:
                         from driftd import performance
 
                         performance.warm_up()
@@ -214,7 +272,7 @@ class Daemon:
             warming = threading.Thread(target=warm, name="driftd-warm-up", daemon=True)
             warming.start()
             self.dead_letter = open_dead_letter(self.cfg.dead_letter, self.cfg.kafka)
-            self.engine.collect_rejects = self.dead_letter is not None
+            self.pipeline.collect_rejects = self.dead_letter is not None
             opened = self._open_source()
             self._ready_reason = "compiling kernels"
             warming.join()
@@ -231,7 +289,16 @@ class Daemon:
                 ",".join(self.cfg.kafka.bootstrap_servers),
                 self.cfg.kafka.group_id,
             )
-            self._loop()
+            k = self.cfg.kafka
+            for _ in drive(
+                self.source,
+                self.pipeline,
+                self,
+                max_records=k.max_poll_records,
+                poll_timeout_ms=k.poll_timeout_ms,
+                should_stop=self.stop_event.is_set,
+            ):
+                pass
             self.checkpoint()
         finally:
             self._ready = False
@@ -245,7 +312,7 @@ class Daemon:
                 a.flush(max(0.0, min(2.0, deadline - time.monotonic())))
                 a.stop(max(0.1, deadline - time.monotonic()))
             self.http.stop()
-        s = self.engine.summary()
+        s = self.pipeline.summary()
         log.info(
             "stopped: %d events read, %d accepted, rejected %s",
             s["events"],
@@ -254,166 +321,97 @@ class Daemon:
         )
         return 0
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ the loop (sink)
 
-    def _loop(self) -> None:
-        k = self.cfg.kafka
-        st = self.cfg.state
-        last_lag = 0.0
-        while not self.stop_event.is_set():
-            self._heartbeat = time.monotonic()
-            records = self.source.poll(k.max_poll_records, k.poll_timeout_ms)
-            alerted = False
-            if records:
-                outputs = self.engine.process(records)
-                alerted = self._act(outputs)
-                self._events_since_ckpt += len(records)
-            now = time.monotonic()
-            if (
-                alerted
-                or now - self._last_ckpt >= st.checkpoint_interval_s
-                or self._events_since_ckpt >= st.checkpoint_events
-            ):
-                self.checkpoint()
-            if now - last_lag >= 1.0:
-                last_lag = now
-                self._lag = self.source.lag()
+    def polling(self, active: bool) -> None:
+        self._poll_since = time.monotonic() if active else None
 
-    def _act(self, outputs: list[dict[str, Any]]) -> bool:
-        """Hand alerts to their actions (durable outbox) and rejects to the dead-letter
-        destination. Returns True when an alert transition happened."""
+    def handle(
+        self, records: list[RawRecord] | Any, outputs: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Act on a batch: audit, dead letters, stage alerts; checkpoint when due."""
+        if outputs:
+            self.audit.write(outputs)
         alerted = False
-        self.audit.write(outputs)
         for out in outputs:
-            if out["type"] != "alert" or out["event"] == "drift.warning":
-                continue  # warnings are audited and counted, never sent to rollback actions
-            alerted = True
-            mon = self.cfg.monitor(out["monitor"])
-            payload = Engine.webhook_payload(out)
-            for name in mon.actions:
-                if not self.actions[name].submit(payload):
-                    log.error("action %s could not queue alert %s", name, payload["id"])
+            # warnings are audited and counted, never sent to rollback actions
+            if out["type"] == "alert" and out["event"] != "drift.warning":
+                self._staged.append(out)
+                alerted = True
         if self.dead_letter is not None:
-            rejected = self.engine.take_rejects()
+            rejected = self.pipeline.take_rejects()
             if rejected:
                 self.dead_letter.write(rejected)
-        return alerted
+        self._events_since_ckpt += len(records)
+        now = time.monotonic()
+        st = self.cfg.state
+        if (
+            alerted
+            or now - self._last_ckpt >= st.checkpoint_interval_s
+            or self._events_since_ckpt >= st.checkpoint_events
+        ):
+            self.checkpoint()
+        if outputs or now - self._published >= PUBLISH_S:
+            self._published = now
+            self._status = self.pipeline.status()
+            self._lag = self.source.lag()
+        return outputs
+
+    def closing(self) -> list[dict[str, Any]]:
+        return []
 
     def _watchdog(self) -> None:
         """Detect a hung Kafka client (kafka-python 3.0 can block inside ``poll`` forever
         after a broker restart) and recover by re-executing the process.
 
-        The loop only blocks in ``poll``, between micro-batches, so the engine's state is
-        consistent: it is persisted first; the new process image restores every partition from
-        its checkpoint and seeks to the stored offsets, so nothing is lost or counted twice.
-        Webhook outboxes are durable already.
+        It is armed only while the loop is inside ``poll``: then the pipeline's state is
+        between batches and consistent. It persists under the checkpoint lock (no other
+        checkpoint can interleave) without committing offsets; the new process image
+        restores the checkpoint and resumes at its offsets, so nothing is lost or counted
+        twice. Webhook outboxes are durable already.
         """
         limit = self.cfg.kafka.stall_restart_s
         while not self.stop_event.wait(min(5.0, limit / 4)):
-            stalled = time.monotonic() - self._heartbeat
-            if stalled < limit:
+            since = self._poll_since
+            if since is None or time.monotonic() - since < limit:
                 continue
-            log.error(
-                "the Kafka client has not returned from poll for %.0fs; persisting state and "
-                "restarting the process",
-                stalled,
-            )
-            faulthandler.dump_traceback(all_threads=True)
-            self._persist_only()
-            for a in self.actions.values():
-                a.stop(2.0)
-            self.http.stop()
-            sys.stderr.flush()
-            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+            with self._ckpt_lock:
+                since = self._poll_since
+                if since is None or time.monotonic() - since < limit:
+                    continue
+                log.error(
+                    "the Kafka client has not returned from poll for %.0fs; persisting state"
+                    " and restarting the process",
+                    time.monotonic() - since,
+                )
+                faulthandler.dump_traceback(all_threads=True)
+                if not self.checkpoint(commit_offsets=False):
+                    log.error(
+                        "could not persist state before restarting (the older checkpoint stands)"
+                    )
+                for a in self.actions.values():
+                    a.stop(2.0)
+                self.http.stop()
+                sys.stderr.flush()
+                os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
-    def _persist_only(self) -> None:
-        try:
-            self._persist(None)
-        except Exception:  # the restart goes ahead: the older checkpoint is still consistent
-            log.exception("could not persist state before restarting")
-
-    def _persist(self, keys: list[str] | None) -> None:
-        """Write the dead letters, the audit log, the performance state and every changed
-        partition (all, or ``keys``) to disk: the "persist" of act → persist → commit."""
-        if self.dead_letter is not None:
-            self.dead_letter.flush()
-        self.audit.flush()
-        self._save_perf()
-        with self.engine.lock:
-            snaps = [
-                (ps, *self.engine.snapshot_partition(ps.key))
-                for key, ps in self.engine.partitions.items()
-                if (keys is None or key in keys) and ps.dirty
-            ]
-        for ps, meta, arrays in snaps:
-            self.store.save(ps.key, meta, arrays)
-            ps.dirty = False
-
-    # ------------------------------------------------------------------ checkpoints
-
-    def checkpoint(self, keys: list[str] | None = None) -> bool:
-        """Persist changed partitions (all, or ``keys``), then commit their offsets.
-
-        On a state-directory failure nothing is committed (the events stay uncommitted in
-        Kafka, so nothing is lost), readiness turns false with the reason, and the next
-        checkpoint retries; consumption goes on.
-        """
-        self._last_ckpt = time.monotonic()
-        self._events_since_ckpt = 0
-        self._heartbeat = time.monotonic()  # the loop's last sign of life
-        try:
-            offsets: dict[str, int] = {}
-            self._persist(keys)
-            # Every clean partition's checkpoint covers its next offset: commit them all, so a
-            # commit that failed earlier (broker away, rebalance) is retried even when nothing
-            # new arrived; the source skips offsets already committed.
-            with self.engine.lock:
-                for key, ps in self.engine.partitions.items():
-                    if (
-                        (keys is None or key in keys)
-                        and not ps.dirty
-                        and ps.next_offset is not None
-                    ):
-                        offsets[key] = ps.next_offset
-        except (StateError, OSError, TypeError, ValueError) as exc:
-            if self._state_error is None:
-                log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
-            self._state_error = f"checkpoint failing: {exc}"
-            return False
-        if self._state_error is not None:
-            log.warning("checkpoints work again")
-            self._state_error = None
-        if offsets:
-            try:
-                self.source.commit(offsets)
-            except Exception as exc:  # noqa: BLE001 - e.g. a rebalance in progress; retried
-                log.warning("offset commit failed (%s); the next checkpoint retries", exc)
-        return True
+    # ------------------------------------------------------------------ rebalances
 
     def _on_revoke(self, keys: list[str]) -> None:
-        held = [k for k in keys if k in self.engine.partitions]
-        self.checkpoint(held)
+        held = [k for k in keys if k in self.pipeline.sources]
+        self.checkpoint()
+        self.pipeline.revoke(keys)
         for k in held:
-            self.engine.release(k)
             self.source.forget(k)
 
     def _on_assign(self, keys: list[str]) -> None:
+        self.pipeline.assign(keys)
         for key in keys:
-            if key in self.engine.partitions:
+            off = self.pipeline.sources.get(key)
+            if off is None:
+                log.info(
+                    "%s: not in the checkpoint; starting from the group's committed offset", key
+                )
                 continue
-            saved = self.store.load(key)
-            if saved is None:
-                log.info("%s: no checkpoint; starting from the group's committed offset", key)
-                continue
-            meta, arrays = saved
-            ps = self.engine.restore_partition(key, meta, arrays)
-            self.engine.adopt(ps)
-            if ps.next_offset is not None:
-                self.source.seek(key, ps.next_offset)
-            log.info(
-                "restored %s from checkpoint: %d events, %d monitor versions, resuming at %s",
-                key,
-                ps.events,
-                len(ps.versions),
-                ps.next_offset,
-            )
+            self.source.seek(key, off)
+            log.info("%s: resuming at offset %d (checkpoint)", key, off)

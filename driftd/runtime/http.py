@@ -23,121 +23,13 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry
 
-from driftd.runtime.engine import Engine, MonitorRuntime
+from driftd.monitor.view import Status, monitor_json, rollback_gate
 
 log = logging.getLogger(__name__)
-
-
-def monitor_view(engine: Engine, m: MonitorRuntime, version: str | None = None) -> dict[str, Any]:
-    """JSON verdict of one monitor (caller holds ``engine.lock``)."""
-    versions: dict[str, Any] = {}
-    totals = engine.version_totals(m)
-    for v, vs in engine.version_states(m).items():
-        ev = vs.latest
-        versions[v] = {
-            "state": vs.policy.state,
-            "drifted": vs.policy.state == "alerting",
-            "drift_share": ev["drift_share"] if ev else 0.0,
-            "events": totals[v][0],
-            "window_events": totals[v][1],
-            "open_alert_id": vs.policy.open_alert_id,
-            "rollback_to": engine.rollback_to(m, v),
-            "last_evaluation": ev,
-        }
-        if vs.warmup is not None:  # reference: {type: warmup} still collecting
-            versions[v]["warmup"] = {"events": vs.warmup.seen, "needed": vs.warmup.need}
-    if m.segment_by:
-        _add_segments(engine, m, versions)
-    order = engine.version_order(m.model)
-    current = (
-        version
-        if version is not None
-        else next((v for v in reversed(order) if v in versions), None)
-    )
-    top = versions.get(current) if current is not None else None
-    out = {
-        "name": m.name,
-        "model": m.model,
-        "model_version": current,
-        "drifted": bool(top and top["drifted"]),
-        "drift_share": top["drift_share"] if top else 0.0,
-        "state": top["state"] if top else "no_data",
-        "rollback_to": top["rollback_to"] if top else None,
-        "versions": versions,
-    }
-    if m.segment_by:
-        out["segment_by"] = list(m.segment_by)
-        out["segments_drifted"] = top["segments_drifted"] if top else []
-    mp = engine.perf.monitors.get(m.name) if engine.perf is not None else None
-    if mp is not None:  # delayed-label performance, per version (same jsonPath style)
-        out["performance"] = {
-            v: {
-                "degraded": vp.policy.state == "alerting",
-                "state": vp.policy.state,
-                "labelled_events": vp.window.total,
-                "open_alert_id": vp.policy.open_alert_id,
-                "last_evaluation": vp.latest,
-            }
-            for v, vp in sorted(mp.versions.items())
-        }
-    return out
-
-
-def _add_segments(engine: Engine, m: MonitorRuntime, versions: dict[str, Any]) -> None:
-    """Per version: ``segments`` (label → verdict of the segment's window) and
-    ``segments_drifted`` (labels with an open alert). The version's own fields stay those of
-    its overall window."""
-    totals = engine.segment_totals(m)
-    for v in versions.values():
-        v["segments"] = {}
-        v["segments_drifted"] = []
-    for (version, key), vs in sorted(engine.segment_states(m).items()):
-        if version not in versions:
-            continue
-        label = m.segment_label(key)
-        ev = vs.latest
-        drifted = vs.policy.state == "alerting"
-        versions[version]["segments"][label] = {
-            "segment": m.segment_dict(key),
-            "reference": "segment" if key in m.spec.segment_specs else "global",
-            "state": vs.policy.state,
-            "drifted": drifted,
-            "drift_share": ev["drift_share"] if ev else 0.0,
-            "events": totals[(version, key)][0],
-            "window_events": totals[(version, key)][1],
-            "open_alert_id": vs.policy.open_alert_id,
-            "last_evaluation": ev,
-        }
-        if drifted:
-            versions[version]["segments_drifted"].append(label)
-
 
 GATES_PREFIX = "/api/v1/gates/"
 # Flagger's webhook payload is small; anything beyond this is not a gate request.
 MAX_GATE_BODY_BYTES = 64 * 1024
-
-
-def rollback_gate(
-    engine: Engine, m: MonitorRuntime, version: str | None = None
-) -> tuple[int, dict[str, Any]]:
-    """Flagger rollback gate: (200, …) while an alert is open for the version, else (409, …).
-
-    Flagger treats any 2xx from a ``rollback`` webhook as "roll back now" and anything else
-    as "carry on", so a version with no data or no open alert must answer non-2xx.
-    Caller holds ``engine.lock``.
-    """
-    view = monitor_view(engine, m, version)
-    rollback = bool(view["drifted"])
-    body = {
-        "monitor": view["name"],
-        "model": view["model"],
-        "model_version": view["model_version"],
-        "rollback": rollback,
-        "state": view["state"],
-        "drift_share": view["drift_share"],
-        "rollback_to": view["rollback_to"],
-    }
-    return (200 if rollback else 409), body
 
 
 class HttpServer:
@@ -145,11 +37,11 @@ class HttpServer:
         self,
         host: str,
         port: int,
-        engine: Engine,
+        status: Callable[[], Status],
         registry: CollectorRegistry,
         ready: Callable[[], tuple[bool, str]],
     ) -> None:
-        self.engine = engine
+        self.status = status
         self.registry = registry
         self.ready = ready
         handler = self._handler_class()
@@ -209,19 +101,16 @@ class HttpServer:
                         ok, why = outer.ready()
                         self._json(200 if ok else 503, {"ready": ok, "reason": why})
                     elif path == "/api/v1/monitors":
-                        with outer.engine.lock:
-                            mons = [monitor_view(outer.engine, m) for m in outer.engine.monitors]
+                        mons = [monitor_json(m) for m in outer.status().monitors]
                         self._json(200, {"monitors": mons})
                     elif path.startswith("/api/v1/monitors/"):
                         name = path[len("/api/v1/monitors/") :]
                         version = query.get("model_version", [None])[0]
-                        with outer.engine.lock:
-                            m = next((x for x in outer.engine.monitors if x.name == name), None)
-                            view = monitor_view(outer.engine, m, version) if m else None
-                        if view is None:
+                        m = outer.status().monitor(name)
+                        if m is None:
                             self._json(404, {"error": f"unknown monitor {name!r}"})
                         else:
-                            self._json(200, view)
+                            self._json(200, monitor_json(m, version))
                     elif path.startswith(GATES_PREFIX):
                         self._gate(path, query.get("model_version", [None])[0])
                     else:
@@ -271,9 +160,8 @@ class HttpServer:
                 if kind != "rollback" or not name:
                     self._json(404, {"error": "not found (gates: /api/v1/gates/NAME/rollback)"})
                     return
-                with outer.engine.lock:
-                    m = next((x for x in outer.engine.monitors if x.name == name), None)
-                    gate = rollback_gate(outer.engine, m, version) if m else None
+                m = outer.status().monitor(name)
+                gate = rollback_gate(m, version) if m is not None else None
                 if gate is None:
                     self._json(404, {"error": f"unknown monitor {name!r}"})
                 else:

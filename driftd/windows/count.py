@@ -1,10 +1,11 @@
-"""Count windows on NumPy ring buffers, one per (monitor, model_version).
+"""Count windows on NumPy ring buffers, one per (monitor, model_version[, segment]).
 
 The buffer keeps the raw values of the last ``size`` accepted events (numeric columns as
 float64 with NaN for missing, categorical columns as int32 codes with -1 for missing), their
-source positions and event times. Appends are whole micro-batches copied with slicing; the
-caller evaluates at every step boundary, which :meth:`CountWindow.append` reports by yielding.
-Order inside the ring does not matter to the distribution tests, so nothing is ever shifted.
+source positions, event times, source offsets and partition codes (the window's provenance).
+Appends are whole chunks copied with slicing; :meth:`CountWindow.append` yields the window
+itself each time the number of rows ever appended reaches a multiple of ``step``. Order inside
+the ring does not matter to the distribution tests, so nothing is ever shifted.
 """
 
 from __future__ import annotations
@@ -15,9 +16,26 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftd.ingest.panes import Rows
+from driftd.windows.base import provenance
+
 
 class CountWindow:
-    __slots__ = ("size", "step", "num", "cat", "pos", "ts", "total", "head", "filled")
+    __slots__ = (
+        "size",
+        "step",
+        "num",
+        "cat",
+        "pos",
+        "ts",
+        "off",
+        "part",
+        "total",
+        "head",
+        "filled",
+        "last_position",
+    )
+    time_based = False
 
     def __init__(self, size: int, step: int, n_num: int, n_cat: int) -> None:
         self.size = size
@@ -26,66 +44,71 @@ class CountWindow:
         self.cat = np.full((size, n_cat), -1, dtype=np.int32)
         self.pos = np.zeros(size, dtype=np.int64)
         self.ts = np.full(size, np.nan, dtype=np.float64)
+        self.off = np.full(size, -1, dtype=np.int64)
+        self.part = np.zeros(size, dtype=np.int32)
         self.total = 0  # accepted events ever appended
         self.head = 0  # next row to write
         self.filled = 0  # rows holding data (≤ size)
+        self.last_position = 0  # position of the newest row (the trigger of a step)
 
-    def append(
-        self,
-        num: npt.NDArray[np.float64],
-        cat: npt.NDArray[np.int32],
-        pos: npt.NDArray[np.int64],
-        ts: npt.NDArray[np.float64],
-    ) -> Iterator[int]:
-        """Copy a micro-batch in; yield ``total`` each time it reaches a multiple of ``step``.
+    @property
+    def seq(self) -> int:
+        return self.total
 
-        The window's content is exactly the last ``min(total, size)`` events at each yield.
-        """
-        n = pos.shape[0]
+    @property
+    def trigger(self) -> int:
+        return self.last_position
+
+    @property
+    def held(self) -> int:
+        return self.filled
+
+    def until_step(self) -> int:
+        """Rows still to append before the next step."""
+        return self.step - self.total % self.step
+
+    def append(self, rows: Rows) -> Iterator[CountWindow]:
+        """Copy rows in; yield the window each time ``total`` reaches a multiple of ``step``.
+        The window's content is exactly the last ``min(total, size)`` rows at each yield."""
+        n = len(rows)
         i = 0
         while i < n:
-            take = min(n - i, self.step - self.total % self.step)
-            self._write(num[i : i + take], cat[i : i + take], pos[i : i + take], ts[i : i + take])
+            take = min(n - i, self.until_step())
+            self._write(rows.take(slice(i, i + take)))
             i += take
             self.total += take
             if self.total % self.step == 0:
-                yield self.total
+                yield self
 
-    def _write(
-        self,
-        num: npt.NDArray[np.float64],
-        cat: npt.NDArray[np.int32],
-        pos: npt.NDArray[np.int64],
-        ts: npt.NDArray[np.float64],
-    ) -> None:
-        n = pos.shape[0]
+    def advance(self, watermark_ts: float) -> Iterator[CountWindow]:
+        return iter(())
+
+    def _write(self, rows: Rows) -> None:
+        n = len(rows)
+        if n == 0:
+            return
+        self.last_position = int(rows.pos[-1])
         if n > self.size:  # only the last `size` rows can survive
-            num, cat, pos, ts = (
-                num[-self.size :],
-                cat[-self.size :],
-                pos[-self.size :],
-                ts[-self.size :],
-            )
+            rows = rows.take(slice(n - self.size, n))
             n = self.size
         first = min(n, self.size - self.head)
         h = self.head
-        self.num[h : h + first] = num[:first]
-        self.cat[h : h + first] = cat[:first]
-        self.pos[h : h + first] = pos[:first]
-        self.ts[h : h + first] = ts[:first]
-        rest = n - first
-        if rest:
-            self.num[:rest] = num[first:]
-            self.cat[:rest] = cat[first:]
-            self.pos[:rest] = pos[first:]
-            self.ts[:rest] = ts[first:]
+        cols = (
+            (self.num, rows.num),
+            (self.cat, rows.cat),
+            (self.pos, rows.pos),
+            (self.ts, rows.ts),
+            (self.off, rows.off),
+            (self.part, rows.part),
+        )
+        for dst, src in cols:
+            dst[h : h + first] = src[:first]
+            if n > first:
+                dst[: n - first] = src[first:]
         self.head = (h + n) % self.size
         self.filled = min(self.size, self.filled + n)
 
     # ------------------------------------------------------------------ views
-
-    def rows(self) -> slice:
-        return slice(0, self.filled)
 
     def num_column(self, j: int) -> npt.NDArray[np.float64]:
         return self.num[: self.filled, j]
@@ -94,34 +117,47 @@ class CountWindow:
         return self.cat[: self.filled, j]
 
     def span(self) -> dict[str, Any]:
-        """Source positions and event times covered by the window's current content."""
+        """Source positions, event times and per-partition offsets of the window's content."""
         f = self.filled
         if f == 0:
             return {"start_position": None, "end_position": None, "events": 0}
         pos = self.pos[:f]
         ts = self.ts[:f]
         finite = ts[np.isfinite(ts)]
-        return {
+        out: dict[str, Any] = {
             "start_position": int(pos.min()),
             "end_position": int(pos.max()),
             "events": int(f),
             "start_ts": float(finite.min()) if finite.size else None,
             "end_ts": float(finite.max()) if finite.size else None,
         }
+        prov = provenance(self.part[:f], self.off[:f])
+        if prov:  # sources with offsets (Kafka): per partition code, [first, last] offset
+            out["partitions"] = prov
+        return out
 
     # ------------------------------------------------------------------ state
 
     def snapshot(self) -> dict[str, npt.NDArray[Any]]:
-        meta = np.array([self.size, self.step, self.total, self.head, self.filled], dtype=np.int64)
-        return {"meta": meta, "num": self.num, "cat": self.cat, "pos": self.pos, "ts": self.ts}
+        meta = np.array(
+            [self.size, self.step, self.total, self.head, self.filled, self.last_position],
+            dtype=np.int64,
+        )
+        return {
+            "meta": meta,
+            "num": self.num,
+            "cat": self.cat,
+            "pos": self.pos,
+            "ts": self.ts,
+            "off": self.off,
+            "part": self.part,
+        }
 
     @classmethod
     def restore(cls, arrays: dict[str, npt.NDArray[Any]]) -> CountWindow:
-        size, step, total, head, filled = (int(x) for x in arrays["meta"])
+        size, step, total, head, filled, last = (int(x) for x in arrays["meta"])
         w = cls(size, step, arrays["num"].shape[1], arrays["cat"].shape[1])
-        w.num[:] = arrays["num"]
-        w.cat[:] = arrays["cat"]
-        w.pos[:] = arrays["pos"]
-        w.ts[:] = arrays["ts"]
-        w.total, w.head, w.filled = total, head, filled
+        for name in ("num", "cat", "pos", "ts", "off", "part"):
+            getattr(w, name)[:] = arrays[name]
+        w.total, w.head, w.filled, w.last_position = total, head, filled, last
         return w

@@ -1,6 +1,6 @@
 """Fixtures for the ecosystem tests: a live driftd HTTP listener over a populated engine.
 
-The engine is fed real seeded events through ``Engine.process`` — v1 of the credit-scoring
+The engine is fed real seeded events through ``Pipeline.process`` — v1 of the credit-scoring
 model (clean), then v2 (scores shifted: drift detected, alert open), plus a few events that
 are rejected — and the metrics registry gets a real dry-run ``WebhookAction`` that has
 handled the alert, so every metric family driftd exports has samples. Tests talk to it over
@@ -25,8 +25,9 @@ from driftd.actions.webhook import WebhookAction
 from driftd.config import load_config
 from driftd.demo.credit import generate
 from driftd.metrics import build_registry
-from driftd.runtime.engine import Engine
+from driftd.monitor.outputs import webhook_payload
 from driftd.runtime.http import HttpServer
+from driftd.runtime.pipeline import Pipeline
 from driftd.types import RawRecord
 
 
@@ -44,7 +45,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     data["monitors"][0]["detectors"] = [{"type": "adwin", "signal": "prediction"}]
     cfg_path.write_text(yaml.safe_dump(data))
     cfg = load_config(cfg_path, environ={})
-    engine = Engine(cfg)
+    engine = Pipeline(cfg)
     lines = list(generate(3000, version="v1", seed=21)) + list(
         generate(3000, version="v2", seed=22, score_shift=1.5)
     )
@@ -64,15 +65,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         outbox_dir=tmp / "outbox",
         dry_run=True,
     )
-    payloads = tuple(Engine.webhook_payload(a) for a in alerts)
+    payloads = tuple(webhook_payload(a) for a in alerts)
     action.start()
     for payload in payloads:
         assert action.submit(payload)
     assert action.flush(10)
     action.stop()
 
-    registry = build_registry(engine, {"rollback": action}, lambda: {("predictions", 0): 42})
-    server = HttpServer("127.0.0.1", 0, engine, registry, lambda: (True, "consuming"))
+    lag = {("predictions", 0): 42}
+    registry = build_registry(engine.status, {"rollback": action}, lambda: lag)
+    server = HttpServer("127.0.0.1", 0, engine.status, registry, lambda: (True, "consuming"))
     server.start()
     try:
         yield Live(engine, server, action, payloads)

@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from driftd.actions.webhook import WebhookAction
-from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
+from driftd.runtime.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ DESIGN_FAMILIES = frozenset(
 class Live:
     """A running driftd HTTP listener and what it was fed."""
 
-    engine: Engine
+    engine: Pipeline
     server: HttpServer
     action: WebhookAction
     payloads: tuple[dict[str, Any], ...]  # webhook payloads of the alerts the engine raised

@@ -14,8 +14,8 @@ import yaml
 from ecosystem_support import Live, condition, http, jsonpath, render
 
 from driftd.metrics import build_registry
-from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
+from driftd.runtime.pipeline import Pipeline
 
 WEB = Path("config/argo/analysis-template-web.yaml")
 PROMETHEUS = Path("config/argo/analysis-template-prometheus.yaml")
@@ -49,8 +49,9 @@ def measure(template: dict[str, Any], metric: str, base: str, version: str) -> t
 @pytest.fixture
 def idle(live: Live) -> Iterator[str]:
     """driftd with the same monitor configured but no event received yet."""
-    engine = Engine(live.engine.cfg)
-    srv = HttpServer("127.0.0.1", 0, engine, build_registry(engine), lambda: (True, "consuming"))
+    engine = Pipeline(live.engine.cfg)
+    reg = build_registry(engine.status)
+    srv = HttpServer("127.0.0.1", 0, engine.status, reg, lambda: (True, "consuming"))
     srv.start()
     try:
         yield f"http://127.0.0.1:{srv.port}"

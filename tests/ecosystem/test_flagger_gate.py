@@ -19,8 +19,8 @@ import yaml
 from ecosystem_support import Live, http
 
 from driftd.metrics import build_registry
-from driftd.runtime.engine import Engine
 from driftd.runtime.http import HttpServer
+from driftd.runtime.pipeline import Pipeline
 
 CANARY = Path("config/flagger/canary.yaml")
 
@@ -113,8 +113,9 @@ def test_gate_errors_are_never_2xx(live: Live) -> None:
 
 @pytest.fixture
 def idle(live: Live) -> Iterator[str]:
-    engine = Engine(live.engine.cfg)
-    srv = HttpServer("127.0.0.1", 0, engine, build_registry(engine), lambda: (True, "consuming"))
+    engine = Pipeline(live.engine.cfg)
+    reg = build_registry(engine.status)
+    srv = HttpServer("127.0.0.1", 0, engine.status, reg, lambda: (True, "consuming"))
     srv.start()
     try:
         yield f"http://127.0.0.1:{srv.port}"

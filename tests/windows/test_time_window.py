@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftd.ingest.panes import Rows
 from driftd.windows.count import CountWindow
 from driftd.windows.time import TimeWindow, TimeWindowView, WindowView
 
@@ -308,7 +309,7 @@ def test_max_events_bounds_windows_by_reservoir_sampling() -> None:
     for cut in np.array_split(np.arange(n), 7):
         got += w.append(*rows(pos[cut], ts[cut])).windows
     got += w.advance(math.inf)
-    assert w.pane_cap == 500
+    assert w.window.pane_cap == 500
     assert [v.filled for v in got] == [500, 1000, 1000, 1000, 500]
     seen = [v.events_seen for v in got]
     panes = [int(np.sum((ts >= lo) & (ts < lo + 25))) for lo in (0, 25, 50, 75)]
@@ -460,7 +461,14 @@ def test_snapshot_of_fresh_window_roundtrips() -> None:
     w = TimeWindow(30, 10, 5, n_num=3, n_cat=0, max_events=99, seed=4)
     b = roundtrip(w)
     assert snap_equal(w.snapshot(), b.snapshot())
-    assert (b.size_s, b.step_s, b.allowed_lateness_s, b.max_events, b.seed, b.k) == (
+    assert (
+        b.window.size_s,
+        b.window.step_s,
+        b.clock.allowed_lateness_s,
+        b.window.max_events,
+        b.window.seed,
+        b.window.k,
+    ) == (
         30,
         10,
         5,
@@ -479,7 +487,7 @@ def test_views_and_count_windows_share_the_read_interface() -> None:
     w.append(*rows([1, 2, 3], [1.0, 2.0, 3.0]))
     (view,) = w.advance(math.inf)
     cw = CountWindow(size=3, step=3, n_num=2, n_cat=2)
-    list(cw.append(*rows([1, 2, 3], [1.0, 2.0, 3.0])))
+    list(cw.append(Rows.of(*rows([1, 2, 3], [1.0, 2.0, 3.0]))))
     as_view: WindowView = cw  # CountWindow satisfies the Protocol statically too (mypy)
     assert isinstance(view, WindowView) and isinstance(as_view, WindowView)
     for j in range(2):
@@ -492,7 +500,8 @@ def test_views_and_count_windows_share_the_read_interface() -> None:
 
 def test_evaluate_accepts_a_time_window_view() -> None:
     from driftd.config import MonitorConfig
-    from driftd.monitor.evaluate import build_spec, evaluate
+    from driftd.monitor.evaluate import evaluate
+    from driftd.monitor.spec import build_spec
     from driftd.reference.features import build_categorical, build_numeric
     from driftd.reference.profile import Profile
 
@@ -528,7 +537,7 @@ def test_evaluate_accepts_a_time_window_view() -> None:
     w.append(*rows(pos, pos * 0.1))
     (view,) = w.advance(math.inf)
     cw = CountWindow(size=n, step=n, n_num=2, n_cat=2)
-    list(cw.append(*rows(pos, pos * 0.1)))
+    list(cw.append(Rows.of(*rows(pos, pos * 0.1))))
     a, b = evaluate(spec, view), evaluate(spec, cw)  # type: ignore[arg-type]
     assert a["features"] == b["features"] and a["drift_share"] == b["drift_share"]
     assert a["window"]["events"] == n and a["window"]["window_end_ts"] == 100.0

@@ -1,0 +1,263 @@
+"""Monitor specs: each feature's test, reference and threshold, and the window layout.
+
+A :class:`MonitorSpec` is what a monitor's configuration and reference profile resolve to:
+the column layout of its windows (numeric block, categorical block), the test and threshold of
+every feature and of the prediction (explicit, calibrated to the false-alert budget, or the
+test's default), and one spec per segment reference. Built once at start (or when a warmup
+reference completes); evaluation (:mod:`driftd.monitor.evaluate`) only reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from driftd.config import FeatureConfig, MonitorConfig, SlidingTimeWindow, TumblingTimeWindow
+from driftd.errors import ConfigError
+from driftd.ingest.decode import RowMapper
+from driftd.reference.features import CategoricalReference
+from driftd.reference.profile import FeatureRef, Profile
+from driftd.stats import DriftTest, auto_select, get_test
+from driftd.windows.count import CountWindow
+from driftd.windows.time import EventTimeWindow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    name: str
+    kind: str  # "numeric" | "categorical"
+    column: int  # column in the window's num or cat block
+    ref: FeatureRef
+    test: DriftTest
+    threshold: float
+    calibrated: bool = False
+    warn_threshold: float | None = None
+    calibrated_window: int = 0  # window events the calibrated threshold was derived for
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSpec:
+    cfg: MonitorConfig
+    profile: Profile
+    features: tuple[FeatureSpec, ...]
+    prediction: FeatureSpec | None
+    n_num: int
+    n_cat: int
+    # Specs against per-segment references (profile segments), by segment key; a segment
+    # without one is evaluated with this spec (the global reference).
+    segment_specs: dict[tuple[str, ...], MonitorSpec] = field(default_factory=dict)
+
+    def for_segment(self, key: tuple[str, ...]) -> MonitorSpec:
+        return self.segment_specs.get(key, self)
+
+    # Reference mode: "profile", or "warmup" / "version" (this spec is then the layout only:
+    # references are built at run time, see driftd.monitor.refmodes) with categories learnt as they
+    # appear, up to ``open_categories`` labels per feature.
+    mode: str = "profile"
+    open_categories: int = 0
+
+    def mapper(self) -> RowMapper:
+        num = [(f.name, self.cfg.features[f.name]) for f in self.features if f.kind == "numeric"]
+        cat = [
+            (f.name, self.cfg.features[f.name], _cats(f.ref))
+            for f in self.features
+            if f.kind == "categorical"
+        ]
+        m = RowMapper(
+            num, cat, self.prediction.kind if self.prediction else None, self.open_categories
+        )
+        if self.prediction is not None and self.prediction.kind == "categorical":
+            m.set_prediction_categories(_cats(self.prediction.ref))
+        return m
+
+    @property
+    def time_based(self) -> bool:
+        return self.cfg.window.type in ("tumbling_time", "sliding_time")
+
+    def new_window(self) -> CountWindow | EventTimeWindow:
+        w = self.cfg.window
+        if isinstance(w, TumblingTimeWindow | SlidingTimeWindow):
+            step_s = w.step_s if isinstance(w, SlidingTimeWindow) else w.size_s
+            return EventTimeWindow(
+                w.size_s, step_s, self.n_num, self.n_cat, max_events=w.max_events
+            )
+        step = w.step if w.type == "sliding" else w.events
+        return CountWindow(w.events, step, self.n_num, self.n_cat)
+
+    def restore_window(self, arrays: dict[str, Any]) -> CountWindow | EventTimeWindow:
+        if self.time_based:
+            return EventTimeWindow.restore(arrays)
+        return CountWindow.restore(arrays)
+
+
+def _cats(ref: FeatureRef) -> tuple[str, ...]:
+    assert isinstance(ref, CategoricalReference)
+    return ref.categories
+
+
+def _feature_spec(
+    name: str, fc: FeatureConfig, ref: FeatureRef, column: int, key: str
+) -> FeatureSpec:
+    test_name = fc.test or auto_select(fc.kind, ref)
+    try:
+        test = get_test(test_name)
+    except KeyError as exc:
+        raise ConfigError(f"{key}.test", str(exc.args[0]) if exc.args else str(exc)) from None
+    if fc.kind not in test.kinds:
+        raise ConfigError(f"{key}.test", f"test {test_name!r} does not apply to {fc.kind} features")
+    thr = fc.threshold if fc.threshold is not None else test.default_threshold
+    warn = float(fc.warn_threshold) if fc.warn_threshold is not None else None
+    return FeatureSpec(name, fc.kind, column, ref, test, float(thr), warn_threshold=warn)
+
+
+def calibration_key(cfg: MonitorConfig, tests: dict[str, str]) -> dict[str, Any]:
+    """Everything calibrated thresholds depend on; a stored calibration with another key is
+    stale."""
+    w = cfg.window
+    events = int(getattr(w, "events", 0))
+    return {
+        "window_events": events,
+        "step_events": int(getattr(w, "step", events)),
+        "target": cfg.calibration.false_alerts_per_million_events,
+        "resamples": cfg.calibration.resamples,
+        "seed": cfg.calibration.seed,
+        "tests": dict(sorted(tests.items())),
+    }
+
+
+def calibrate(
+    cfg: MonitorConfig, profile: Profile, specs: dict[str, FeatureSpec]
+) -> dict[str, Any]:
+    """Calibrate the thresholds of ``specs`` (features without an explicit threshold), with
+    the false-alert budget split over every tested feature. Returns the profile's
+    ``calibration`` document."""
+    from driftd.stats.calibrate import alert_budget, calibrate_feature, feature_seed
+
+    c = cfg.calibration
+    assert c.false_alerts_per_million_events is not None
+    n_tested = len(cfg.features) + (1 if cfg.prediction is not None else 0)
+    key = calibration_key(cfg, {n: f.test.name for n, f in specs.items()})
+    alpha = alert_budget(c.false_alerts_per_million_events, key["step_events"], n_tested, 1).alpha
+    t0 = time.perf_counter()
+
+    def one(item: tuple[str, FeatureSpec]) -> tuple[str, Any]:
+        name, f = item
+        cal = calibrate_feature(
+            f.test,
+            f.ref,
+            key["window_events"],
+            alpha,
+            resamples=c.resamples,
+            seed=feature_seed(c.seed, name),
+        )
+        return name, cal.to_json()
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        results = dict(pool.map(one, specs.items()))
+    log.info(
+        "monitor %s: calibrated %d thresholds in %.1fs (alpha %.2g per evaluation)",
+        cfg.name,
+        len(results),
+        time.perf_counter() - t0,
+        alpha,
+    )
+    return {"key": key, "alpha": alpha, "features": results}
+
+
+def build_spec(
+    cfg: MonitorConfig, profile: Profile, index: int, *, allow_calibration: bool = True
+) -> MonitorSpec:
+    """The monitor's spec against ``profile``, with one spec per segment reference the profile
+    holds (see :func:`_build_one`). A segment spec has the same column layout; its tests may
+    differ where automatic selection depends on the (smaller) reference, and its thresholds
+    are calibrated against its own reference."""
+    spec = _build_one(cfg, profile, index, allow_calibration=allow_calibration)
+    if not cfg.segment_by or not profile.segments:
+        return spec
+    segs = {
+        key: _build_one(cfg, seg, index, allow_calibration=allow_calibration)
+        for key, seg in profile.segments.items()
+    }
+    return replace(spec, segment_specs=segs)
+
+
+def _build_one(
+    cfg: MonitorConfig, profile: Profile, index: int, *, allow_calibration: bool = True
+) -> MonitorSpec:
+    """Resolve tests, thresholds and column layout. Numeric features come first in their block,
+    then the prediction when numeric; likewise for categoricals.
+
+    Thresholds: an explicit ``threshold`` wins; otherwise a calibrated one (from the profile
+    when it matches the monitor's window and tests, else calibrated now and logged); otherwise
+    the test's default."""
+    spec = _build_spec(cfg, profile, index)
+    if cfg.calibration.false_alerts_per_million_events is None or not allow_calibration:
+        return spec
+    if spec.time_based:
+        log.info(
+            "monitor %s: time windows have no fixed event count; thresholds are the tests'"
+            " defaults unless configured (calibration applies to count windows)",
+            cfg.name,
+        )
+        return spec
+    todo = {f.name: f for f in spec.features if cfg.features[f.name].threshold is None}
+    if spec.prediction is not None and cfg.prediction is not None:
+        if cfg.prediction.threshold is None:
+            todo["prediction"] = spec.prediction
+    if not todo:
+        return spec
+    key = calibration_key(cfg, {n: f.test.name for n, f in todo.items()})
+    doc = profile.calibration
+    if doc is None or doc.get("key") != key:
+        if doc is not None:
+            log.warning(
+                "monitor %s: the profile's calibration was made for another window or tests;"
+                " recalibrating (store it with `driftd profile build`)",
+                cfg.name,
+            )
+        doc = calibrate(cfg, profile, todo)
+        object.__setattr__(profile, "calibration", doc)
+    thresholds = {n: float(d["threshold"]) for n, d in doc["features"].items()}
+
+    window_events = int(doc["key"]["window_events"])
+
+    def with_thr(f: FeatureSpec) -> FeatureSpec:
+        t = thresholds.get(f.name)
+        if t is None or f.name not in todo:
+            return f
+        return replace(f, threshold=t, calibrated=True, calibrated_window=window_events)
+
+    return replace(
+        spec,
+        features=tuple(with_thr(f) for f in spec.features),
+        prediction=with_thr(spec.prediction) if spec.prediction is not None else None,
+    )
+
+
+def _build_spec(cfg: MonitorConfig, profile: Profile, index: int) -> MonitorSpec:
+    feats: list[FeatureSpec] = []
+    n_num = n_cat = 0
+    for name, fc in cfg.features.items():
+        key = f"monitors.{index}.features.{name}"
+        col = n_num if fc.kind == "numeric" else n_cat
+        feats.append(_feature_spec(name, fc, profile.features[name], col, key))
+        if fc.kind == "numeric":
+            n_num += 1
+        else:
+            n_cat += 1
+    pred: FeatureSpec | None = None
+    if cfg.prediction is not None and profile.prediction is not None:
+        key = f"monitors.{index}.prediction"
+        col = n_num if cfg.prediction.kind == "numeric" else n_cat
+        pred = _feature_spec("prediction", cfg.prediction, profile.prediction, col, key)
+        if cfg.prediction.kind == "numeric":
+            n_num += 1
+        else:
+            n_cat += 1
+    return MonitorSpec(cfg, profile, tuple(feats), pred, n_num, n_cat)
