@@ -11,9 +11,11 @@ variables whose first segment is a top-level config key are applied, so secrets 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -49,17 +51,19 @@ class SecretRef(_Frozen):
             raise ValueError("give exactly one of env, file, value")
         return self
 
-    def resolve(self) -> bytes:
+    def resolve(self, key: str = "secret") -> bytes:
+        """The secret's bytes; ``ConfigError`` naming ``<key>.env`` / ``<key>.file`` when the
+        variable is unset or the file unreadable."""
         if self.env is not None:
             v = os.environ.get(self.env)
             if v is None:
-                raise ConfigError("secret.env", f"environment variable {self.env} is not set")
+                raise ConfigError(f"{key}.env", f"environment variable {self.env} is not set")
             return v.encode()
         if self.file is not None:
             try:
                 return self.file.read_bytes().strip()
             except OSError as exc:
-                raise ConfigError("secret.file", f"cannot read {self.file}: {exc}") from exc
+                raise ConfigError(f"{key}.file", f"cannot read {self.file}: {exc}") from exc
         assert self.value is not None
         return self.value.get_secret_value().encode()
 
@@ -388,15 +392,144 @@ class MonitorConfig(_Frozen):
         return v
 
 
+# Headers driftd sets itself; a configured value would break signing, idempotency or framing.
+RESERVED_WEBHOOK_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "connection",
+        "idempotency-key",
+        "driftd-signature",
+    }
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def check_webhook_url(url: str) -> str:
+    """The URL itself, or ``ValueError`` naming what is wrong (scheme, host, port, userinfo)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        # credentials in the URL would end up in logs and in check-config's output
+        raise ValueError("must not contain credentials; use headers (e.g. Authorization)")
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    return url
+
+
+def check_proxy_url(url: str) -> str:
+    """The proxy URL itself, or ``ValueError`` (never quoting it: it may hold credentials)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018
+    except ValueError:
+        raise ValueError("bad port") from None
+    return url
+
+
+def check_header(name: str, value: str | None = None) -> None:
+    """``ValueError`` for a header name that is not an HTTP token or that driftd owns, or a
+    value that would split the request (CR/LF)."""
+    if not _HEADER_NAME.fullmatch(name) or name.lower() in RESERVED_WEBHOOK_HEADERS:
+        raise ValueError(f"header {name!r} is invalid or reserved")
+    if value is not None and ("\r" in value or "\n" in value or "\0" in value):
+        raise ValueError(f"header {name!r} value has a line break")
+
+
+class TlsConfig(_Frozen):
+    """TLS towards an ``https://`` webhook: which CAs to trust and an optional client
+    certificate (mutual TLS)."""
+
+    ca_file: Path | None = None
+    """PEM file of the CA certificate(s) that signed the receiver's certificate. When set, only
+    these CAs are trusted; when null, the certifi bundle shipped with driftd is."""
+    cert_file: Path | None = None
+    """PEM client certificate presented to the receiver (mutual TLS); may also hold the key."""
+    key_file: Path | None = None
+    """PEM private key of ``cert_file`` (unencrypted) when it is not in ``cert_file``."""
+    verify: bool = True
+    """Verify the receiver's certificate and host name. false is for experiments only: anyone
+    on the path can then read and change alerts (a warning is logged at start)."""
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise _KeyedValueError("key_file", "needs cert_file")
+        return self
+
+
 class WebhookActionConfig(_Frozen):
+    """POST each alert, signed, to one URL from a durable outbox (see the webhook docs)."""
+
     type: Literal["webhook"]
+    """The action type."""
     url: str = Field(pattern=r"^https?://")
+    """Absolute ``http://`` or ``https://`` URL the alerts are POSTed to. Redirects are never
+    followed (a 3xx is retried), so a signed body never goes to another host."""
     secret: SecretRef | None = None
+    """Key of the ``Driftd-Signature`` HMAC; null sends unsigned requests."""
     format: Literal["driftd", "cloudevents"] = "driftd"
+    """Body format: driftd's own JSON, or CloudEvents 1.0 structured mode."""
+    headers: dict[str, SecretStr | SecretRef] = {}
+    """Extra request headers, e.g. ``Authorization: {env: DEPLOYER_TOKEN}``; a value is a
+    string or a secret reference (env/file). Values are masked in check-config and never
+    logged. Content-Type, Content-Length, Host, Idempotency-Key and Driftd-Signature are
+    driftd's own."""
+    tls: TlsConfig | None = None
+    """CA, client certificate and verification for an https:// URL; null: system defaults."""
+    proxy: SecretStr | SecretRef | None = None
+    """HTTP(S) proxy URL (``http://proxy:3128``; credentials allowed, so it may be a secret
+    reference such as ``{env: HTTPS_PROXY}``). Proxy environment variables are not read."""
     timeout_s: float = Field(default=5.0, gt=0)
+    """Deadline of one whole attempt (connect, TLS, send, response): a receiver that answers
+    byte by byte is cut off after it and the attempt is retried."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Attempts in flight at once for this action; alerts of one monitor and model version
+    are still sent one at a time, in order."""
     backoff_initial_s: float = Field(default=0.5, gt=0)
+    """Ceiling of the first retry delay; it doubles per attempt (full jitter)."""
     backoff_max_s: float = Field(default=300.0, gt=0)
+    """Largest retry delay ceiling (a Retry-After from the receiver may ask for more)."""
+    max_attempts: int | None = Field(default=None, ge=1)
+    """Attempts before an alert is given up and counted as failed; null retries forever."""
+    max_pending: int = Field(default=10_000, ge=1)
+    """Alerts kept in the outbox; further alerts are dropped (counted, logged)."""
     dry_run: bool = False
+    """Log what would be sent instead of sending it."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_webhook_url(v)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, SecretStr | SecretRef]) -> dict[str, SecretStr | SecretRef]:
+        for name, value in v.items():
+            check_header(name, value.get_secret_value() if isinstance(value, SecretStr) else None)
+        return v
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, v: SecretStr | SecretRef | None) -> SecretStr | SecretRef | None:
+        if isinstance(v, SecretStr):
+            check_proxy_url(v.get_secret_value())
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WebhookActionConfig:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise _KeyedValueError("backoff_initial_s", "must not exceed backoff_max_s")
+        if self.tls is not None and not self.url.startswith("https://"):
+            raise _KeyedValueError("tls", "is only used with an https:// url")
+        return self
 
 
 ActionConfig = Annotated[WebhookActionConfig, Field(discriminator="type")]
@@ -610,6 +743,7 @@ def _is_union_tag(x: Any) -> bool:
         "sliding",
         "tumbling",
         "webhook",
+        "SecretRef",
     }
 
 
