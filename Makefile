@@ -28,7 +28,7 @@ lock: install
 # The documentation site (mkdocs.yml, docs/): any warning (a broken link, a page missing from
 # the nav) fails the build. Output in site/.
 docs: install
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 kafka-fetch: install
 	$(KAFKA) fetch

@@ -353,7 +353,7 @@ _REGRESSION_METRICS = ("mae", "rmse", "mape", "bias")
 
 
 class PerformanceConfig(_Frozen):
-    """Model performance on delayed labels, per model version (see README "Performance with
+    """Model performance on delayed labels, per model version (see the docs, "Performance with
     delayed labels"). Predictions are joined by ``event_id`` to labels carried by prediction
     events (``schema.label``) or label events on ``kafka.label_topics``; each version's last
     ``window`` labelled events are measured every ``step`` new ones, and the ``metrics`` are
