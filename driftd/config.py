@@ -21,8 +21,10 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -72,6 +74,18 @@ class SecretRef(_Frozen):
                 raise ConfigError(f"{key}.file", f"cannot read {self.file}: {exc}") from exc
         assert self.value is not None
         return self.value.get_secret_value().encode()
+
+
+def _secret_kind(value: Any) -> str:
+    return "SecretRef" if isinstance(value, dict | SecretRef) else "SecretStr"
+
+
+# A string given inline (masked when printed), or a reference to an environment variable or a
+# file: header values and proxy URLs, which may hold credentials.
+SecretValue = Annotated[
+    Annotated[SecretStr, Tag("SecretStr")] | Annotated[SecretRef, Tag("SecretRef")],
+    Discriminator(_secret_kind),
+]
 
 
 class KafkaConfig(_Frozen):
@@ -551,7 +565,7 @@ def check_header(name: str, value: str | None = None) -> None:
 
 
 class TlsConfig(_Frozen):
-    """TLS towards an ``https://`` webhook: which CAs to trust and an optional client
+    """TLS towards an `https://` webhook: which CAs to trust and an optional client
     certificate (mutual TLS)."""
 
     ca_file: Path | None = None
@@ -560,7 +574,7 @@ class TlsConfig(_Frozen):
     cert_file: Path | None = None
     """PEM client certificate presented to the receiver (mutual TLS); may also hold the key."""
     key_file: Path | None = None
-    """PEM private key of ``cert_file`` (unencrypted) when it is not in ``cert_file``."""
+    """PEM private key of `cert_file` (unencrypted) when it is not in `cert_file`."""
     verify: bool = True
     """Verify the receiver's certificate and host name. false is for experiments only: anyone
     on the path can then read and change alerts (a warning is logged at start)."""
@@ -578,22 +592,22 @@ class WebhookActionConfig(_Frozen):
     type: Literal["webhook"]
     """The action type."""
     url: str = Field(pattern=r"^https?://")
-    """Absolute ``http://`` or ``https://`` URL the alerts are POSTed to. Redirects are never
+    """Absolute `http://` or `https://` URL the alerts are POSTed to. Redirects are never
     followed (a 3xx is retried), so a signed body never goes to another host."""
     secret: SecretRef | None = None
-    """Key of the ``Driftd-Signature`` HMAC; null sends unsigned requests."""
+    """Key of the `Driftd-Signature` HMAC; null sends unsigned requests."""
     format: Literal["driftd", "cloudevents"] = "driftd"
     """Body format: driftd's own JSON, or CloudEvents 1.0 structured mode."""
-    headers: dict[str, SecretStr | SecretRef] = {}
-    """Extra request headers, e.g. ``Authorization: {env: DEPLOYER_TOKEN}``; a value is a
+    headers: dict[str, SecretValue] = {}
+    """Extra request headers, e.g. `Authorization: {env: DEPLOYER_TOKEN}`; a value is a
     string or a secret reference (env/file). Values are masked in check-config and never
     logged. Content-Type, Content-Length, Host, Idempotency-Key and Driftd-Signature are
     driftd's own."""
     tls: TlsConfig | None = None
     """CA, client certificate and verification for an https:// URL; null: system defaults."""
-    proxy: SecretStr | SecretRef | None = None
-    """HTTP(S) proxy URL (``http://proxy:3128``; credentials allowed, so it may be a secret
-    reference such as ``{env: HTTPS_PROXY}``). Proxy environment variables are not read."""
+    proxy: SecretValue | None = None
+    """HTTP(S) proxy URL (`http://proxy:3128`; credentials allowed, so it may be a secret
+    reference such as `{env: HTTPS_PROXY}`). Proxy environment variables are not read."""
     timeout_s: float = Field(default=5.0, gt=0)
     """Deadline of one whole attempt (connect, TLS, send, response): a receiver that answers
     byte by byte is cut off after it and the attempt is retried."""
@@ -870,6 +884,7 @@ def _is_union_tag(x: Any) -> bool:
         "tumbling",
         "webhook",
         "SecretRef",
+        "SecretStr",
     }
 
 
