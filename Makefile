@@ -6,15 +6,29 @@ STAMP  := $(VENV)/.installed
 KAFKA  := scripts/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: install test test-fast test-nojit lint bench bench-soak demo kafka-up kafka-down kafka-fetch clean promtool
+.PHONY: install test test-fast test-nojit lint docs lock bench bench-soak demo kafka-up kafka-down kafka-fetch clean promtool
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Dependencies come from requirements-test.lock (pinned, every file checked against its hash),
+# the same resolution CI and the image (requirements.lock) install; driftd itself is editable.
+$(STAMP): pyproject.toml requirements-test.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	{ $(PY) -m pip install -q --require-hashes -r requirements-test.lock && \
+	  $(PY) -m pip install -q --no-deps -e . ; } > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
+
+# Re-resolve the lock files from pyproject.toml (after changing a dependency there).
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock" -q
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) --extra test -o requirements-test.lock
+
+# The documentation site (mkdocs.yml, docs/): any warning (a broken link, a page missing from
+# the nav) fails the build. Output in site/.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 kafka-fetch: install
 	$(KAFKA) fetch
@@ -31,7 +45,7 @@ lint: install
 
 # The whole suite: lint, every test (broker-backed ones against a real Kafka the suite starts,
 # or KAFKA_BOOTSTRAP_SERVERS), then the kernel tests once more with the JIT disabled.
-test: install kafka-fetch lint
+test: install kafka-fetch lint docs
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory test-nojit
 
@@ -41,13 +55,15 @@ test-nojit: install
 test-fast: install
 	$(PY) -m pytest -m "not kafka and not slow"
 
-# promtool for tests/ecosystem (Prometheus rules, `promtool check metrics`): Debian's prometheus
-# package, as .ci/run installs it. Needs root; does nothing when promtool is on PATH.
+# promtool and amtool for tests/ecosystem (Prometheus rules, `promtool check metrics`,
+# `amtool check-config`): Debian's prometheus and prometheus-alertmanager packages, as .ci/run
+# installs them. Needs root; does nothing when both are on PATH.
 promtool:
-	@command -v promtool >/dev/null 2>&1 || { \
-	  echo "installing promtool (Debian package prometheus)"; \
+	@command -v promtool >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || { \
+	  echo "installing promtool and amtool (Debian packages prometheus, prometheus-alertmanager)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; }
 
 # Benchmarks (README, "Performance"): each prints human-readable lines and, last, one JSON line.
 # The broker-backed ones (e2e, latency) start a private Kafka on free ports and stop it.
@@ -67,4 +83,4 @@ demo: install kafka-fetch
 	bash scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache site

@@ -155,12 +155,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
-    from driftd.config import Config
+    from driftd.config import json_schema
 
-    sys.stdout.write(
-        orjson.dumps(Config.model_json_schema(by_alias=True), option=orjson.OPT_INDENT_2).decode()
-        + "\n"
-    )
+    sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 
 

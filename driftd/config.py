@@ -11,36 +11,46 @@ variables whose first segment is a top-level config key are applied, so secrets 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from driftd.errors import ConfigError
+from driftd.types import DetectorName, DriftTestName
 
 ENV_PREFIX = "DRIFTD_"
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become the JSON Schema's descriptions (`driftd config-schema`,
+    # docs/config-reference.md): each field documents itself where it is declared.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SecretRef(_Frozen):
     """A secret given by environment variable, file, or (discouraged) inline value."""
 
     env: str | None = None
+    """Name of the environment variable holding the secret."""
     file: Path | None = None
+    """File holding the secret (surrounding whitespace is stripped), e.g. a mounted Secret."""
     value: SecretStr | None = None
+    """The secret itself, inline (masked when printed; prefer env or file)."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
@@ -49,48 +59,81 @@ class SecretRef(_Frozen):
             raise ValueError("give exactly one of env, file, value")
         return self
 
-    def resolve(self) -> bytes:
+    def resolve(self, key: str = "secret") -> bytes:
+        """The secret's bytes; ``ConfigError`` naming ``<key>.env`` / ``<key>.file`` when the
+        variable is unset or the file unreadable."""
         if self.env is not None:
             v = os.environ.get(self.env)
             if v is None:
-                raise ConfigError("secret.env", f"environment variable {self.env} is not set")
+                raise ConfigError(f"{key}.env", f"environment variable {self.env} is not set")
             return v.encode()
         if self.file is not None:
             try:
                 return self.file.read_bytes().strip()
             except OSError as exc:
-                raise ConfigError("secret.file", f"cannot read {self.file}: {exc}") from exc
+                raise ConfigError(f"{key}.file", f"cannot read {self.file}: {exc}") from exc
         assert self.value is not None
         return self.value.get_secret_value().encode()
 
 
+def _secret_kind(value: Any) -> str:
+    return "SecretRef" if isinstance(value, dict | SecretRef) else "SecretStr"
+
+
+# A string given inline (masked when printed), or a reference to an environment variable or a
+# file: header values and proxy URLs, which may hold credentials.
+SecretValue = Annotated[
+    Annotated[SecretStr, Tag("SecretStr")] | Annotated[SecretRef, Tag("SecretRef")],
+    Discriminator(_secret_kind),
+]
+
+
 class KafkaConfig(_Frozen):
     bootstrap_servers: list[str] = ["localhost:9092"]
+    """Brokers to bootstrap from (`host:port`; a comma list in an environment variable)."""
     topics: list[str] = ["predictions"]
-    # Topics carrying delayed labels (``{"event_id": …, "label": 1, "ts": …}``) for monitors
-    # with a ``performance`` block; consumed in the same group, committed the same way.
+    """Topics carrying prediction events."""
     label_topics: list[str] = []
+    """Topics carrying delayed labels (`{"event_id": …, "label": 1, "ts": …}`) for monitors with a
+    `performance` block; consumed in the same group and committed the same way."""
     group_id: str = "driftd"
+    """Consumer group; offsets are committed under it once the checkpoint covering them is
+    durable."""
     client_id: str = "driftd"
+    """Client id reported to the brokers."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    """Where a group without committed offsets starts reading."""
     max_poll_records: int = Field(default=10_000, ge=1)
+    """Records fetched per poll (the micro-batch upper bound)."""
     fetch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Most bytes one fetch request may return."""
     max_partition_fetch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Most bytes one fetch may return per partition."""
     poll_timeout_ms: int = Field(default=200, ge=1)
+    """How long one poll waits for records."""
     session_timeout_ms: int = Field(default=45_000, ge=1000)
-    # Watchdog: a poll that has not returned for this long is a hung client; driftd then
-    # persists its state and re-executes itself (restoring from the checkpoint).
+    """Group session timeout: a member silent for this long is removed."""
     stall_restart_s: float = Field(default=60.0, ge=5.0)
-    # Pass-through security settings for kafka-python.
+    """Watchdog: a poll that has not returned for this long is a hung client; driftd persists its
+    state and re-executes itself (restoring from the checkpoint)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka security protocol (passed to the client)."""
     sasl_mechanism: str | None = None
+    """SASL mechanism, e.g. `PLAIN` or `SCRAM-SHA-512`."""
     sasl_plain_username: str | None = None
+    """SASL user name."""
     sasl_plain_password: SecretStr | None = None
+    """SASL password (masked when printed)."""
     ssl_cafile: str | None = None
+    """PEM file of the CA that signed the brokers' certificates."""
     ssl_certfile: str | None = None
+    """PEM client certificate for TLS client authentication."""
     ssl_keyfile: str | None = None
+    """PEM private key of `ssl_certfile`."""
     ssl_password: SecretStr | None = None
+    """Password of `ssl_keyfile` (masked when printed)."""
     ssl_check_hostname: bool = True
+    """Check that the broker certificate matches its host name."""
 
     @field_validator("bootstrap_servers", "topics", "label_topics", mode="before")
     @classmethod
@@ -118,17 +161,28 @@ class SchemaConfig(_Frozen):
     """Where each field lives in an event (dotted paths into the JSON object)."""
 
     model: str = "model"
+    """Path of the model name."""
     model_version: str = "model_version"
+    """Path of the model version."""
     timestamp: str = "ts"
+    """Path of the event time (RFC 3339 string or epoch milliseconds; absent: the Kafka record
+    timestamp)."""
     features: str = "features"
+    """Path of the object holding the features."""
     prediction: str = "prediction"
+    """Path of the prediction (a score or a class)."""
     event_id: str = "event_id"
+    """Path of the event id (joins delayed labels; the normal message key)."""
     label: str = "label"
+    """Path of a label carried by the prediction event itself (null or absent: none)."""
 
 
 class ProfileReference(_Frozen):
     type: Literal["profile"]
+    """Reference kind: a profile compiled by `driftd profile build`."""
     path: Path
+    """Profile file (relative paths: to the working directory, else to the config file's
+    directory)."""
 
 
 class WarmupReference(_Frozen):
@@ -138,8 +192,11 @@ class WarmupReference(_Frozen):
     that, and labels a version did not see during its warmup, count as unseen)."""
 
     type: Literal["warmup"]
+    """Reference kind: each version's first events."""
     events: int = Field(default=10_000, ge=10)
+    """Accepted events of each version that form its reference."""
     max_categories: int = Field(default=1000, ge=2)
+    """Distinct categories learnt per categorical feature across the monitor."""
 
 
 class VersionReference(_Frozen):
@@ -149,8 +206,11 @@ class VersionReference(_Frozen):
     ``fallback_version``). Needs a count window."""
 
     type: Literal["version"]
+    """Reference kind: another live version's current window."""
     version: str = Field(min_length=1)
+    """The baseline version's name, or `previous` for the version that served before."""
     max_categories: int = Field(default=1000, ge=2)
+    """Distinct categories tracked per categorical feature across the monitor."""
 
 
 Reference = Annotated[
@@ -160,8 +220,11 @@ Reference = Annotated[
 
 class SlidingWindow(_Frozen):
     type: Literal["sliding"]
+    """Window kind: the last `events` events, evaluated every `step` events."""
     events: int = Field(default=5000, ge=10)
+    """Events in the window."""
     step: int = Field(default=1000, ge=1)
+    """New events between two evaluations (at most `events`)."""
 
     @model_validator(mode="after")
     def _step_le_events(self) -> SlidingWindow:
@@ -172,7 +235,9 @@ class SlidingWindow(_Frozen):
 
 class TumblingWindow(_Frozen):
     type: Literal["tumbling"]
+    """Window kind: back-to-back windows of `events` events."""
     events: int = Field(default=5000, ge=10)
+    """Events in each window."""
 
 
 class TumblingTimeWindow(_Frozen):
@@ -184,21 +249,39 @@ class TumblingTimeWindow(_Frozen):
     ``bad_timestamp`` (null: no bound)."""
 
     type: Literal["tumbling_time"]
+    """Window kind: back-to-back windows of `size_s` seconds of event time."""
     size_s: float = Field(default=300.0, gt=0)
+    """Window length in seconds of event time."""
     allowed_lateness_s: float = Field(default=30.0, ge=0)
-    max_events: int = Field(default=100_000, ge=100)  # per window; beyond: seeded subsample
+    """How far behind the monitor's watermark (the oldest of its partitions' newest event
+    times) an event may be; later ones are rejected as `late`."""
+    max_events: int = Field(default=100_000, ge=100)
+    """Events kept per window; beyond it a seeded subsample."""
     idle_partition_s: float = Field(default=30.0, gt=0)
+    """A partition that delivered nothing to the monitor for this long (wall clock) stops
+    holding the watermark back until it delivers again."""
     max_future_s: float | None = Field(default=86_400.0, gt=0)
+    """Events more than this far ahead of this machine's clock are rejected as
+    `bad_timestamp` (null: no bound)."""
 
 
 class SlidingTimeWindow(_Frozen):
     type: Literal["sliding_time"]
+    """Window kind: `size_s` seconds of event time, evaluated every `step_s`."""
     size_s: float = Field(default=300.0, gt=0)
+    """Window length in seconds of event time (a whole multiple of `step_s`)."""
     step_s: float = Field(default=60.0, gt=0)
+    """Seconds of event time between evaluations."""
     allowed_lateness_s: float = Field(default=30.0, ge=0)
+    """How far behind the newest event time an event may be; later ones are rejected as `late`."""
     max_events: int = Field(default=100_000, ge=100)
+    """Events kept per window; beyond it a seeded subsample."""
     idle_partition_s: float = Field(default=30.0, gt=0)
+    """A partition that delivered nothing to the monitor for this long (wall clock) stops
+    holding the watermark back until it delivers again."""
     max_future_s: float | None = Field(default=86_400.0, gt=0)
+    """Events more than this far ahead of this machine's clock are rejected as
+    `bad_timestamp` (null: no bound)."""
 
     @model_validator(mode="after")
     def _multiple(self) -> SlidingTimeWindow:
@@ -216,10 +299,17 @@ Window = Annotated[
 
 class FeatureConfig(_Frozen):
     kind: Literal["numeric", "categorical"]
-    test: str | None = None  # None = automatic selection
-    threshold: float | None = None  # critical level; None = calibrated or the test's default
-    warn_threshold: float | None = None  # optional earlier "warning" level (no rollback)
-    path: str | None = None  # dotted path inside the features object; default: the name
+    """Numeric or categorical values."""
+    test: DriftTestName | None = None
+    """Drift test; null picks one from the kind and the reference size."""
+    threshold: float | None = None
+    """Critical level (p-value below it, or statistic above it, is drift); null: calibrated, or the
+    test's default."""
+    warn_threshold: float | None = None
+    """Optional earlier warning level (alerts of severity warning, never sent to rollback
+    actions)."""
+    path: str | None = None
+    """Dotted path inside the features object; null: the feature's name."""
 
 
 class QualityConfig(_Frozen):
@@ -227,12 +317,15 @@ class QualityConfig(_Frozen):
     A breach drives alerts like drift does and is listed under the feature with its own test
     name. ``null`` disables a check."""
 
-    # breach when the window's missing share exceeds the reference's by more than this
     missing_rate: float | None = Field(default=0.1, gt=0, le=1)
-    # numeric: share of values outside the reference's [min, max]
+    """Breach when the window's missing share exceeds the reference's by more than this; null
+    disables."""
     out_of_range_rate: float | None = Field(default=0.05, gt=0, le=1)
-    # categorical: share of values in categories the reference never saw
+    """Numeric features: breach when this share of values lies outside the reference's [min, max];
+    null disables."""
     unseen_rate: float | None = Field(default=0.05, gt=0, le=1)
+    """Categorical features: breach when this share of values is in categories the reference never
+    saw; null disables."""
 
 
 class DetectorConfig(_Frozen):
@@ -241,10 +334,18 @@ class DetectorConfig(_Frozen):
     batch mean), or per-evaluation ``drift_share`` / ``prediction_statistic`` /
     ``feature:<name>`` (that feature's drift statistic)."""
 
-    type: str
-    signal: str = "prediction"
+    type: DetectorName
+    """river detector."""
+    signal: str = Field(
+        default="prediction",
+        pattern=r"^(prediction|prediction_mean|prediction_statistic|drift_share|feature:.+)$",
+    )
+    """What it watches: `prediction`, `prediction_mean`, `prediction_statistic`, `drift_share` or
+    `feature:<name>`."""
     params: dict[str, float | int | str] = {}
+    """Parameters passed to the river detector (e.g. `delta` for adwin)."""
     max_per_batch: int = Field(default=1000, ge=1)
+    """`prediction` signal: sampled values fed per micro-batch."""
 
 
 class CalibrationConfig(_Frozen):
@@ -252,19 +353,27 @@ class CalibrationConfig(_Frozen):
     ``null`` target disables calibration (the tests' default thresholds apply)."""
 
     false_alerts_per_million_events: float | None = Field(default=1.0, gt=0)
+    """Target false-alert rate the thresholds are calibrated to; null disables calibration."""
     resamples: int = Field(default=1000, ge=100)
+    """Reference resamples drawn to calibrate."""
     seed: int = 0
+    """Seed of the resampling (calibration is reproducible)."""
 
 
 class PolicyConfig(_Frozen):
     min_events: int = Field(default=1000, ge=1)
+    """Events a window needs before it is evaluated."""
     consecutive: int = Field(default=2, ge=1)
-    resolve_consecutive: int | None = Field(default=None, ge=1)  # None = same as consecutive
+    """Breaching windows in a row that raise `drift.detected`."""
+    resolve_consecutive: int | None = Field(default=None, ge=1)
+    """Clean windows in a row that raise `drift.resolved`; null: same as `consecutive`."""
     cooldown_s: float = Field(default=900.0, ge=0)
+    """Seconds of event time after an alert before the same version may alert again."""
     drift_share: float | None = Field(default=None, gt=0, le=1)
-    # Multiple-testing control across a monitor's p-value tests whose thresholds are not
-    # calibrated (calibration already splits the false-alert budget over the features).
+    """Share of drifted features that breaches a window; null: any drifted feature."""
     multiple_testing: Literal["none", "bonferroni", "bh"] = "none"
+    """Family-wise (`bonferroni`) or false-discovery (`bh`) control across the monitor's
+    uncalibrated p-value tests."""
 
 
 _CLASSIFICATION_METRICS = (
@@ -275,7 +384,7 @@ _REGRESSION_METRICS = ("mae", "rmse", "mape", "bias")
 
 
 class PerformanceConfig(_Frozen):
-    """Model performance on delayed labels, per model version (see README "Performance with
+    """Model performance on delayed labels, per model version (see the docs, "Performance with
     delayed labels"). Predictions are joined by ``event_id`` to labels carried by prediction
     events (``schema.label``) or label events on ``kafka.label_topics``; each version's last
     ``window`` labelled events are measured every ``step`` new ones, and the ``metrics`` are
@@ -285,25 +394,40 @@ class PerformanceConfig(_Frozen):
     resolve) turns that into ``performance.degraded`` / ``performance.resolved`` alerts."""
 
     task: Literal["classification", "regression"] = "classification"
-    threshold: float = 0.5  # classification: predicted positive when score >= threshold
-    label_horizon_s: float = Field(default=30 * 86400.0, gt=0)  # a label joins within this
-    window: int = Field(default=2000, ge=10)  # labelled events per version
-    step: int | None = Field(default=None, ge=1)  # None = window // 4
-    min_events: int | None = Field(default=None, ge=10)  # in both windows; None = window
-    # previous_version (the version that served before), version:<name>, or reference
-    # (the fixed values under ``reference``)
+    """Kind of model: classification (scores or classes) or regression."""
+    threshold: float = 0.5
+    """Classification: a score at or above it predicts the positive class."""
+    label_horizon_s: float = Field(default=30 * 86400.0, gt=0)
+    """A label joins its prediction within this many seconds."""
+    window: int = Field(default=2000, ge=10)
+    """Labelled events per version in a performance window."""
+    step: int | None = Field(default=None, ge=1)
+    """New labelled events between two measurements; null: window // 4."""
+    min_events: int | None = Field(default=None, ge=10)
+    """Labelled events needed in both windows before comparing; null: window."""
     baseline: str = Field(
         default="previous_version", pattern=r"^(previous_version|reference|version:.+)$"
     )
+    """What a version is compared with: `previous_version`, `version:<name>` or `reference` (the
+    values under `reference`)."""
     reference: dict[str, float] = {}
-    metrics: list[str] | None = None  # compared; None = [accuracy] or [mae]. All are exported.
-    min_effect: dict[str, float] = {}  # per metric; default: driftd.performance DEFAULT_MIN_EFFECT
+    """Fixed metric values for `baseline: reference`."""
+    metrics: list[str] | None = None
+    """Metrics compared; null: accuracy (classification) or mae (regression). All are exported."""
+    min_effect: dict[str, float] = {}
+    """Smallest difference per metric that counts as degraded."""
     level: float = Field(default=0.95, gt=0, lt=1)
-    n_resamples: int = Field(default=1000, ge=100)  # bootstrap resamples
+    """Confidence level of the interval on the difference."""
+    n_resamples: int = Field(default=1000, ge=100)
+    """Bootstrap resamples."""
     seed: int = 0
-    detector: Literal["adwin", "ddm"] | None = None  # river detector on the per-event error
-    max_pending: int = Field(default=1_000_000, ge=1)  # predictions waiting for a label
-    max_early: int = Field(default=100_000, ge=0)  # labels waiting for their prediction
+    """Seed of the bootstrap."""
+    detector: Literal["adwin", "ddm"] | None = None
+    """Optional river detector on the per-event error."""
+    max_pending: int = Field(default=1_000_000, ge=1)
+    """Predictions kept waiting for their label."""
+    max_early: int = Field(default=100_000, ge=0)
+    """Labels kept waiting for their prediction."""
 
     @model_validator(mode="after")
     def _consistent(self) -> PerformanceConfig:
@@ -350,31 +474,41 @@ class PerformanceConfig(_Frozen):
 
 class MonitorConfig(_Frozen):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Monitor name (metrics label, API path, alert field)."""
     model: str
+    """Model whose events this monitor reads (the event's `model` value)."""
     reference: Reference
+    """What each version's window is compared with."""
     window: Window = SlidingWindow(type="sliding")
+    """How events are grouped into evaluated windows."""
     features: dict[str, FeatureConfig]
+    """Features to test, by name."""
     prediction: FeatureConfig | None = None
+    """How the prediction is tested; null: not tested."""
     policy: PolicyConfig = PolicyConfig()
+    """How verdicts become alerts."""
     quality: QualityConfig = QualityConfig()
+    """Data-quality checks run beside the drift tests."""
     calibration: CalibrationConfig = CalibrationConfig()
+    """Threshold calibration for features without an explicit threshold."""
     detectors: list[DetectorConfig] = []
+    """river detectors on aggregate signals (they inform, they never trigger rollbacks)."""
     actions: list[str] = []
-    fallback_version: str | None = None  # rollback_to when no earlier version was seen
-    # Version states kept per partition; beyond it the least recently seen version's state is
-    # dropped (logged, driftd_versions_evicted_total), so invented versions cannot exhaust memory.
+    """Names of the actions (under `actions`) that receive this monitor's alerts."""
+    fallback_version: str | None = None
+    """`rollback_to` when no earlier version of the model was seen."""
     max_versions: int = Field(default=50, ge=2, le=10_000)
-    performance: PerformanceConfig | None = None  # delayed-label model performance
-    # Segments: per-segment windows, verdicts and alerts beside the version's overall window.
-    # Each path is read from the event like the schema's paths (``features.region`` or a
-    # top-level ``region``); null / absent values form the ``__missing__`` segment.
+    """Version states kept; beyond it the least recently seen version is dropped (logged, counted),
+    so invented versions cannot exhaust memory."""
+    performance: PerformanceConfig | None = None
+    """Model performance on delayed labels; null: off."""
     segment_by: list[str] = []
-    # Distinct segments tracked per (monitor, version, partition); events of further segments
-    # go to the ``__other__`` segment (counted in driftd_segment_overflow_events_total).
+    """Event paths (e.g. `features.region`) whose values split each version into segments with their
+    own windows, verdicts and alerts."""
     max_segments: int = Field(default=100, ge=1, le=10_000)
-    # `profile build` stores a segment's own reference when it has at least this many rows;
-    # other segments are compared with the monitor's global reference.
+    """Distinct segments tracked per version; events of further segments go to `__other__`."""
     segment_min_reference_events: int = Field(default=1000, ge=10)
+    """Rows a segment needs in the baseline data for `profile build` to store its own reference."""
 
     @field_validator("segment_by")
     @classmethod
@@ -396,15 +530,144 @@ class MonitorConfig(_Frozen):
         return v
 
 
+# Headers driftd sets itself; a configured value would break signing, idempotency or framing.
+RESERVED_WEBHOOK_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "connection",
+        "idempotency-key",
+        "driftd-signature",
+    }
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def check_webhook_url(url: str) -> str:
+    """The URL itself, or ``ValueError`` naming what is wrong (scheme, host, port, userinfo)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        # credentials in the URL would end up in logs and in check-config's output
+        raise ValueError("must not contain credentials; use headers (e.g. Authorization)")
+    try:
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    return url
+
+
+def check_proxy_url(url: str) -> str:
+    """The proxy URL itself, or ``ValueError`` (never quoting it: it may hold credentials)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018
+    except ValueError:
+        raise ValueError("bad port") from None
+    return url
+
+
+def check_header(name: str, value: str | None = None) -> None:
+    """``ValueError`` for a header name that is not an HTTP token or that driftd owns, or a
+    value that would split the request (CR/LF)."""
+    if not _HEADER_NAME.fullmatch(name) or name.lower() in RESERVED_WEBHOOK_HEADERS:
+        raise ValueError(f"header {name!r} is invalid or reserved")
+    if value is not None and ("\r" in value or "\n" in value or "\0" in value):
+        raise ValueError(f"header {name!r} value has a line break")
+
+
+class TlsConfig(_Frozen):
+    """TLS towards an `https://` webhook: which CAs to trust and an optional client
+    certificate (mutual TLS)."""
+
+    ca_file: Path | None = None
+    """PEM file of the CA certificate(s) that signed the receiver's certificate. When set, only
+    these CAs are trusted; when null, the certifi bundle shipped with driftd is."""
+    cert_file: Path | None = None
+    """PEM client certificate presented to the receiver (mutual TLS); may also hold the key."""
+    key_file: Path | None = None
+    """PEM private key of `cert_file` (unencrypted) when it is not in `cert_file`."""
+    verify: bool = True
+    """Verify the receiver's certificate and host name. false is for experiments only: anyone
+    on the path can then read and change alerts (a warning is logged at start)."""
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise _KeyedValueError("key_file", "needs cert_file")
+        return self
+
+
 class WebhookActionConfig(_Frozen):
+    """POST each alert, signed, to one URL from a durable outbox (see the webhook docs)."""
+
     type: Literal["webhook"]
+    """The action type."""
     url: str = Field(pattern=r"^https?://")
+    """Absolute `http://` or `https://` URL the alerts are POSTed to. Redirects are never
+    followed (a 3xx is retried), so a signed body never goes to another host."""
     secret: SecretRef | None = None
+    """Key of the `Driftd-Signature` HMAC; null sends unsigned requests."""
     format: Literal["driftd", "cloudevents"] = "driftd"
+    """Body format: driftd's own JSON, or CloudEvents 1.0 structured mode."""
+    headers: dict[str, SecretValue] = {}
+    """Extra request headers, e.g. `Authorization: {env: DEPLOYER_TOKEN}`; a value is a
+    string or a secret reference (env/file). Values are masked in check-config and never
+    logged. Content-Type, Content-Length, Host, Idempotency-Key and Driftd-Signature are
+    driftd's own."""
+    tls: TlsConfig | None = None
+    """CA, client certificate and verification for an https:// URL; null: system defaults."""
+    proxy: SecretValue | None = None
+    """HTTP(S) proxy URL (`http://proxy:3128`; credentials allowed, so it may be a secret
+    reference such as `{env: HTTPS_PROXY}`). Proxy environment variables are not read."""
     timeout_s: float = Field(default=5.0, gt=0)
+    """Deadline of one whole attempt (connect, TLS, send, response): a receiver that answers
+    byte by byte is cut off after it and the attempt is retried."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Attempts in flight at once for this action; alerts of one monitor and model version
+    are still sent one at a time, in order."""
     backoff_initial_s: float = Field(default=0.5, gt=0)
+    """Ceiling of the first retry delay; it doubles per attempt (full jitter)."""
     backoff_max_s: float = Field(default=300.0, gt=0)
+    """Largest retry delay ceiling (a Retry-After from the receiver may ask for more)."""
+    max_attempts: int | None = Field(default=None, ge=1)
+    """Attempts before an alert is given up and counted as failed; null retries forever."""
+    max_pending: int = Field(default=10_000, ge=1)
+    """Alerts kept in the outbox; further alerts are dropped (counted, logged)."""
     dry_run: bool = False
+    """Log what would be sent instead of sending it."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_webhook_url(v)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, SecretStr | SecretRef]) -> dict[str, SecretStr | SecretRef]:
+        for name, value in v.items():
+            check_header(name, value.get_secret_value() if isinstance(value, SecretStr) else None)
+        return v
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, v: SecretStr | SecretRef | None) -> SecretStr | SecretRef | None:
+        if isinstance(v, SecretStr):
+            check_proxy_url(v.get_secret_value())
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WebhookActionConfig:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise _KeyedValueError("backoff_initial_s", "must not exceed backoff_max_s")
+        if self.tls is not None and not self.url.startswith("https://"):
+            raise _KeyedValueError("tls", "is only used with an https:// url")
+        return self
 
 
 ActionConfig = Annotated[WebhookActionConfig, Field(discriminator="type")]
@@ -412,6 +675,7 @@ ActionConfig = Annotated[WebhookActionConfig, Field(discriminator="type")]
 
 class HttpConfig(_Frozen):
     listen: str = "0.0.0.0:9108"
+    """`HOST:PORT` of the HTTP listener (/metrics, /healthz, /readyz, /api/v1)."""
 
     @field_validator("listen")
     @classmethod
@@ -429,24 +693,32 @@ class HttpConfig(_Frozen):
 
 class StateConfig(_Frozen):
     dir: Path = Path("/var/lib/driftd")
+    """State directory: checkpoints, webhook outbox, audit log. Must be writable."""
     checkpoint_interval_s: float = Field(default=10.0, gt=0)
-    checkpoint_events: int = Field(default=500_000, ge=1)  # also checkpoint after this many
-    # write every evaluation to the audit log too (debugging; the lines `replay` prints)
+    """Seconds between checkpoints."""
+    checkpoint_events: int = Field(default=500_000, ge=1)
+    """Also checkpoint after this many events."""
     audit_evaluations: bool = False
+    """Also write every evaluation to the audit log (the lines `driftd replay` prints):
+    debugging, or comparing a live run with a replay."""
 
 
 class DeadLetterFile(_Frozen):
     """Rejected events appended as JSON lines (reason, source position, raw value)."""
 
     type: Literal["file"]
+    """Dead-letter kind: a JSONL file."""
     path: Path
+    """File the rejected events are appended to."""
 
 
 class DeadLetterKafka(_Frozen):
     """Rejected events produced to a topic, raw value unchanged, reason in headers."""
 
     type: Literal["kafka"]
+    """Dead-letter kind: a Kafka topic."""
     topic: str
+    """Topic the rejected events are produced to."""
 
 
 DeadLetter = Annotated[DeadLetterFile | DeadLetterKafka, Field(discriminator="type")]
@@ -454,27 +726,38 @@ DeadLetter = Annotated[DeadLetterFile | DeadLetterKafka, Field(discriminator="ty
 
 class InputConfig(_Frozen):
     max_event_bytes: int = Field(default=1024 * 1024, ge=64)
+    """Larger events are rejected as `too_large`."""
 
 
 class SourceConfig(_Frozen):
-    # The Kafka client. kafka: kafka-python (pure Python, the default). confluent:
-    # confluent-kafka / librdkafka (fetches and parses on C threads; install the
-    # `driftd[confluent]` extra). Both take their connection settings from `kafka:`.
     type: Literal["kafka", "confluent"] = "kafka"
+    """Kafka client: `kafka` (kafka-python, the default) or `confluent` (librdkafka; install the
+    `driftd[confluent]` extra). Both take their settings from `kafka`."""
 
 
 class Config(_Frozen):
     kafka: KafkaConfig = KafkaConfig()
+    """Kafka connection and consumer settings."""
     source: SourceConfig = SourceConfig()
+    """Which Kafka client reads the events."""
     schema_: SchemaConfig = Field(default=SchemaConfig(), alias="schema")
+    """Where each field lives in an event."""
     input: InputConfig = InputConfig()
+    """Limits on incoming events."""
     monitors: list[MonitorConfig]
+    """The monitors: what to watch and how to decide."""
     actions: dict[str, ActionConfig] = {}
+    """Actions by name, referred to by `monitors[i].actions`."""
     http: HttpConfig = HttpConfig()
+    """The HTTP listener."""
     state: StateConfig = StateConfig()
+    """Durable state."""
     dead_letter: DeadLetter | None = None
+    """Where rejected events are copied; null: counted only."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -620,6 +903,8 @@ def _is_union_tag(x: Any) -> bool:
         "sliding",
         "tumbling",
         "webhook",
+        "SecretRef",
+        "SecretStr",
     }
 
 
@@ -635,6 +920,23 @@ def _resolve_relative_paths(cfg: Config, base: Path) -> Config:
                 m = m.model_copy(update={"reference": ref})
         monitors.append(m)
     return cfg.model_copy(update={"monitors": monitors})
+
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID = "urn:driftd:config:1"
+
+
+def json_schema() -> dict[str, Any]:
+    """The config's JSON Schema (draft 2020-12), as ``driftd config-schema`` prints it: every
+    property described, choices as enums (drift tests, detectors, window and reference kinds),
+    with ``$schema`` and ``$id`` so editors and validators know what they hold."""
+    body = Config.model_json_schema(by_alias=True)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": SCHEMA_ID,
+        "title": "driftd configuration",
+        **{k: v for k, v in body.items() if k != "title"},
+    }
 
 
 def masked_dump(cfg: Config) -> dict[str, Any]:

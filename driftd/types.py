@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
-import numpy as np
-import numpy.typing as npt
-
-# Array aliases shared from the kernels up (lowest layer: kernels must not import higher ones).
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+# The names config accepts for `features.<name>.test` and `detectors[i].type`. The registries
+# in driftd.stats and driftd.detectors map each name to its class and refuse to register a
+# name missing here, and a contract test checks every name here is registered: the config
+# schema's enums (`driftd config-schema`) and the registries cannot disagree. They live here,
+# not in the registries, so that loading a config never imports the numba kernels.
+DriftTestName = Literal[
+    "ks", "cvm", "ad", "t_test", "mean_diff", "wasserstein", "wasserstein_norm", "energy",
+    "psi", "kl", "js", "hellinger", "tv", "chi2", "z",
+]  # fmt: skip
+DetectorName = Literal["adwin", "page_hinkley", "kswin"]
+DRIFT_TEST_NAMES: Final[frozenset[str]] = frozenset(get_args(DriftTestName))
+DETECTOR_NAMES: Final[frozenset[str]] = frozenset(get_args(DetectorName))
 
 
 @dataclass(frozen=True, slots=True)

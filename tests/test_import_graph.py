@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "driftd"
 
 # Lowest first. A key is a module or a package (all its modules).
 LAYERS: list[tuple[str, ...]] = [
-    ("driftd._version", "driftd.types", "driftd.errors"),
+    ("driftd._version", "driftd.types", "driftd.errors", "driftd.arrays"),
     ("driftd.config", "driftd.state"),
     ("driftd.kernels",),
     ("driftd.sources", "driftd.ingest", "driftd.io"),

@@ -1,7 +1,7 @@
-"""README "Worked example: the credit story, with ground truth" is what driftd prints: the
-same commands (demo generator CLI, profile build, replay with two label files) over
-config/performance.yaml give the drift alert at position 5,500 and the performance alert at
-8,500 with the quoted values."""
+"""docs/performance-labels.md "Worked example: the credit story, with ground truth" is what
+driftd prints: the same commands (demo generator CLI, profile build, replay with two label
+files) over config/performance.yaml give the drift alert at position 5,500 and the performance
+alert at 8,500 with the quoted values."""
 
 from __future__ import annotations
 

@@ -229,6 +229,11 @@ class Outbox:
         ready.sort(key=lambda e: (e.next_attempt, e.created, e.id))
         return ready
 
+    def entries(self) -> list[OutboxEntry]:
+        """A snapshot of every pending entry (no order)."""
+        with self._lock:
+            return list(self._entries.values())
+
     def next_due(self) -> float | None:
         """Earliest ``next_attempt`` among pending entries, or None when empty."""
         with self._lock:

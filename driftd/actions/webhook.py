@@ -1,28 +1,34 @@
-"""Signed webhook delivery of drift alerts from a durable outbox.
+"""Signed webhook delivery of drift alerts from a durable outbox, over httpx.
 
-``submit`` only writes the alert to the outbox and wakes the sender thread, so a slow or
-dead receiver never blocks the evaluation loop. The sender POSTs due entries one at a time:
+``submit`` only writes the alert to the outbox and wakes the sender, so a slow or dead receiver
+never blocks the evaluation loop. The sender is one thread per action running an asyncio loop
+with up to ``concurrency`` attempts in flight; alerts of the same monitor and model version go
+one at a time, oldest first, so a receiver never sees a version's ``drift.resolved`` overtake
+its ``drift.detected``. Outcomes of an attempt:
 
 - 2xx: delivered, entry removed
-- 408, 429, 5xx, 3xx (redirects are not followed), connection errors, timeouts: retried with
-  exponential backoff and full jitter (``uniform(0, min(backoff_max_s, initial * 2**n))``);
-  a ``Retry-After`` (seconds or HTTP-date) sets a floor under that delay
+- 408, 429, 5xx, 3xx (redirects are never followed: a signed body goes to the configured host
+  only), connection and TLS errors, timeouts: retried with exponential backoff and full jitter
+  (``uniform(0, min(backoff_max_s, initial * 2**n))``); a ``Retry-After`` (seconds or HTTP-date)
+  sets a floor under that delay
 - any other 4xx: final, entry removed, counted ``failed`` and logged with the status
 - ``max_attempts`` reached (when set): final, counted ``failed``
 
-Each attempt is signed afresh (new timestamp) over the exact bytes sent, and carries the
-alert id as ``Idempotency-Key`` so a receiver can drop the duplicates at-least-once implies.
-Neither the secret, the signature nor custom header values are ever logged.
+``timeout_s`` bounds a whole attempt (connect, TLS handshake, sending, the response), not each
+read: a receiver that drips its answer byte by byte is cut off at the deadline, and since other
+attempts run beside it, it delays only the alerts of its own monitor and version.
+
+Each attempt is signed afresh (new timestamp) over the exact bytes sent, and carries the alert
+id as ``Idempotency-Key`` so a receiver can drop the duplicates at-least-once implies. Neither
+the secret, the signature, header values nor proxy credentials are ever logged.
 """
 
 from __future__ import annotations
 
-import email.utils
-import http.client
+import asyncio
 import logging
 import math
 import random
-import re
 import ssl
 import threading
 import time
@@ -31,10 +37,14 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import httpx
+
 from driftd._version import __version__
 from driftd.actions import signing
 from driftd.actions.outbox import Outbox, OutboxEntry
 from driftd.actions.payload import PayloadFormat, build_body
+from driftd.actions.request import parse_retry_after, post_once
+from driftd.config import check_header, check_proxy_url, check_webhook_url
 from driftd.errors import ActionDeliveryError, ConfigError
 
 __all__ = ["OUTCOMES", "WebhookAction", "parse_retry_after"]
@@ -43,40 +53,10 @@ logger = logging.getLogger(__name__)
 
 OUTCOMES: Final = ("delivered", "retry", "failed", "dropped", "dry_run")
 
-# Headers driftd owns; letting config override them would break signing or idempotency.
-_RESERVED_HEADERS: Final = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "transfer-encoding",
-        "host",
-        "idempotency-key",
-        signing.HEADER.lower(),
-    }
-)
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_RETRYABLE_4XX: Final = frozenset({408, 429})
-# A receiver asking for more than this is treated as asking for this much.
-_RETRY_AFTER_CEILING_S: Final = 24 * 3600.0
-_MAX_RESPONSE_READ: Final = 64 * 1024
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    if value.isascii() and value.isdigit():
-        return min(float(value), _RETRY_AFTER_CEILING_S)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive parse means "-0000"
-        return None
-    return min(max(0.0, when.timestamp() - now), _RETRY_AFTER_CEILING_S)
+def _order_key(entry: OutboxEntry) -> tuple[str, str]:
+    """Alerts sharing this key are sent one at a time, in outbox order."""
+    alert = entry.alert
+    return str(alert.get("monitor", "")), str(alert.get("model_version", ""))
 
 
 class WebhookAction:
@@ -101,21 +81,17 @@ class WebhookAction:
         dry_run: bool = False,
         headers: Mapping[str, str] | None = None,
         max_pending: int = 10_000,
+        concurrency: int = 4,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
-        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         key = f"actions.{name}"
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{key}.url", "must be an absolute http:// or https:// URL")
-        if parts.username is not None or parts.password is not None:
-            # credentials in the URL would end up in logs; use `headers` (Authorization)
-            raise ConfigError(f"{key}.url", "must not contain credentials; use headers")
         try:
-            port = parts.port
+            check_webhook_url(url)
         except ValueError as exc:
-            raise ConfigError(f"{key}.url", f"bad port: {exc}") from None
+            raise ConfigError(f"{key}.url", str(exc)) from None
         if format not in ("driftd", "cloudevents"):
             raise ConfigError(f"{key}.format", "must be 'driftd' or 'cloudevents'")
         if not (timeout_s > 0 and math.isfinite(timeout_s)):
@@ -124,16 +100,24 @@ class WebhookAction:
             raise ConfigError(f"{key}.backoff_initial_s", "need 0 < initial <= backoff_max_s")
         if max_attempts is not None and max_attempts < 1:
             raise ConfigError(f"{key}.max_attempts", "must be >= 1 (or null: retry forever)")
+        if concurrency < 1:
+            raise ConfigError(f"{key}.concurrency", "must be >= 1")
         if secret is not None and not secret:
             raise ConfigError(f"{key}.secret", "must not be empty (omit it to send unsigned)")
         extra: dict[str, str] = {}
         for header, value in (headers or {}).items():
-            if not _HEADER_NAME.fullmatch(header) or header.lower() in _RESERVED_HEADERS:
-                raise ConfigError(f"{key}.headers", f"header {header!r} is invalid or reserved")
-            if "\r" in value or "\n" in value:
-                raise ConfigError(f"{key}.headers", f"header {header!r} value has a newline")
+            try:
+                check_header(header, value)
+            except ValueError as exc:
+                raise ConfigError(f"{key}.headers", str(exc)) from None
             extra[header] = value
+        if proxy is not None:
+            try:
+                check_proxy_url(proxy)
+            except ValueError as exc:
+                raise ConfigError(f"{key}.proxy", str(exc)) from None
 
+        parts = urlsplit(url)
         self.name = name
         self.url = url
         self.format: PayloadFormat = format
@@ -141,17 +125,19 @@ class WebhookAction:
         self.backoff_initial_s = float(backoff_initial_s)
         self.backoff_max_s = float(backoff_max_s)
         self.max_attempts = max_attempts
+        self.concurrency = concurrency
         self.dry_run = dry_run
         self._secret = secret
         self._headers = extra
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = port
-        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        # Query strings may carry tokens: logs show scheme://host[:port]/path only.
-        netloc = parts.hostname + (f":{port}" if port is not None else "")
-        self._log_url = f"{parts.scheme}://{netloc}{parts.path or '/'}"
+        self._proxy = proxy
         self._ssl_context = ssl_context
+        # Query strings may carry tokens: logs show scheme://host[:port]/path only.
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port is not None else "")
+        self._log_url = f"{parts.scheme}://{netloc}{parts.path or '/'}"
+        # Strings that must never reach a log line, whatever an exception message contains.
+        self._redact = [v for v in [*extra.values(), proxy or ""] if len(v) >= 4]
+        if secret is not None:
+            self._redact.append(secret.decode("utf-8", "replace"))
         self._user_agent = f"driftd/{__version__}"
         self._clock = clock
         self._jitter = jitter
@@ -160,10 +146,14 @@ class WebhookAction:
         self._outbox.load()
         self._counts = dict.fromkeys(OUTCOMES, 0)
         self._counts_lock = threading.Lock()
-        self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drained = threading.Condition()
         self._thread: threading.Thread | None = None
+        # The sender's loop and its wake-up event, set while the thread runs; other threads
+        # wake it through call_soon_threadsafe.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop_lock = threading.Lock()
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -198,7 +188,7 @@ class WebhookAction:
         if not queued:
             self._count("dropped")
             return False
-        self._wake.set()
+        self._notify()
         return True
 
     def start(self) -> None:
@@ -207,21 +197,21 @@ class WebhookAction:
             return
         self._stopping.clear()
         self._thread = threading.Thread(
-            target=self._run, name=f"driftd-webhook-{self.name}", daemon=True
+            target=self._thread_main, name=f"driftd-webhook-{self.name}", daemon=True
         )
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop the sender; pending entries stay in the outbox for the next process.
 
-        An attempt already in flight is allowed to finish (bounded by ``timeout_s`` of the
-        request). Returns True when the thread has ended.
+        Attempts already in flight may finish (each bounded by ``timeout_s`` of the action).
+        Returns True when the thread has ended.
         """
         thread = self._thread
         if thread is None:
             return True
         self._stopping.set()
-        self._wake.set()
+        self._notify()
         thread.join(timeout_s)
         if thread.is_alive():
             logger.warning("webhook %s: sender did not stop within %.1fs", self.name, timeout_s)
@@ -234,39 +224,116 @@ class WebhookAction:
 
         Entries waiting out a backoff are not hurried; the sender must be running.
         """
-        self._wake.set()
+        self._notify()
         with self._drained:
             return self._drained.wait_for(lambda: self._outbox.pending() == 0, timeout_s)
 
-    # -- sender thread -------------------------------------------------------------------------
+    # -- sender --------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _notify(self) -> None:
+        with self._loop_lock:
+            if self._loop is not None and self._wake is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self._wake.set)
+                except RuntimeError:  # the loop closed meanwhile
+                    pass
+
+    def _thread_main(self) -> None:
         logger.debug("webhook %s: sender started (%s)", self.name, self._log_url)
-        while not self._stopping.is_set():
-            try:
-                for entry in self._outbox.due(self._clock()):
-                    if self._stopping.is_set():
-                        break
-                    self._process(entry)
-            except Exception:  # a bug here must not kill delivery for the whole process
-                logger.exception("webhook %s: sender loop error", self.name)
-                self._stopping.wait(1.0)
-            next_at = self._outbox.next_due()
-            wait = None if next_at is None else max(0.0, next_at - self._clock())
-            # wait → clear → re-check `due` above: a put that lands before the clear is seen
-            # by the next due() call, one that lands after it sets the event again.
-            self._wake.wait(wait)
-            self._wake.clear()
+        try:
+            asyncio.run(self._main())
+        except Exception:  # a bug here must not pass silently
+            logger.exception("webhook %s: sender failed", self.name)
         logger.debug("webhook %s: sender stopped", self.name)
 
-    def _process(self, entry: OutboxEntry) -> None:
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            # A signed body goes to the configured host only: never follow a redirect.
+            follow_redirects=False,
+            # Exactly what the config says: no proxy or CA bundle from the environment.
+            trust_env=False,
+            verify=self._ssl_context if self._ssl_context is not None else True,
+            proxy=self._proxy,
+            # Per-phase timeouts as a backstop; the attempt's deadline is enforced around it.
+            timeout=httpx.Timeout(self.timeout_s),
+            limits=httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            ),
+            headers={"User-Agent": self._user_agent},
+        )
+
+    async def _main(self) -> None:
+        wake = asyncio.Event()
+        with self._loop_lock:
+            self._loop = asyncio.get_running_loop()
+            self._wake = wake
+        in_flight: dict[str, asyncio.Task[None]] = {}
+
+        def done(entry_id: str) -> Callable[[asyncio.Task[None]], None]:
+            def callback(task: asyncio.Task[None]) -> None:
+                in_flight.pop(entry_id, None)
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error(
+                        "webhook %s: delivery of %s failed unexpectedly",
+                        self.name,
+                        entry_id,
+                        exc_info=task.exception(),
+                    )
+                wake.set()
+
+            return callback
+
+        try:
+            async with self._client() as client:
+                while not self._stopping.is_set():
+                    # clear → scan → wait: a submit landing after the clear is either seen by
+                    # this scan or sets the event again, so no wake-up is lost.
+                    wake.clear()
+                    now = self._clock()
+                    next_at: float | None = None
+                    for entry in self._heads():
+                        if entry.id in in_flight:
+                            continue
+                        if entry.next_attempt > now:
+                            next_at = min(next_at or math.inf, entry.next_attempt)
+                            continue
+                        if len(in_flight) >= self.concurrency or self._stopping.is_set():
+                            break  # a running attempt's end wakes us (its callback)
+                        task = asyncio.create_task(self._process(client, entry))
+                        in_flight[entry.id] = task
+                        task.add_done_callback(done(entry.id))
+                    wait = None if next_at is None else max(0.0, next_at - self._clock())
+                    try:
+                        await asyncio.wait_for(wake.wait(), wait)
+                    except TimeoutError:
+                        pass
+                if in_flight:
+                    await asyncio.gather(*in_flight.values(), return_exceptions=True)
+        finally:
+            with self._loop_lock:
+                self._loop = None
+                self._wake = None
+
+    def _heads(self) -> list[OutboxEntry]:
+        """The oldest pending alert of each (monitor, model_version), soonest due first: only a
+        head may be sent, so a version's alerts reach the receiver in the order raised even
+        when the first one needs retries."""
+        heads: dict[tuple[str, str], OutboxEntry] = {}
+        for entry in self._outbox.entries():
+            key = _order_key(entry)
+            head = heads.get(key)
+            if head is None or (entry.created, entry.id) < (head.created, head.id):
+                heads[key] = entry
+        return sorted(heads.values(), key=lambda e: (e.next_attempt, e.created, e.id))
+
+    async def _process(self, client: httpx.AsyncClient, entry: OutboxEntry) -> None:
         alert_id = entry.id
         attempt = entry.attempts + 1
         try:
             body, content_type = build_body(entry.alert, self.format)
         except ValueError as exc:  # e.g. a hand-edited outbox file; retrying cannot help
             logger.error("webhook %s: alert %s cannot be encoded: %s", self.name, alert_id, exc)
-            self._finish(alert_id, "failed")
+            await self._finish(alert_id, "failed")
             return
         if self.dry_run:
             logger.info(
@@ -279,12 +346,18 @@ class WebhookAction:
                 self._secret is not None,
                 body.decode("utf-8", "replace"),
             )
-            self._finish(alert_id, "dry_run")
+            await self._finish(alert_id, "dry_run")
             return
         try:
-            status = self._post(body, content_type, alert_id)
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    status = await self._post(client, body, content_type, alert_id)
+            except TimeoutError:
+                raise ActionDeliveryError(
+                    f"no complete answer within timeout_s={self.timeout_s:g}s"
+                ) from None
         except ActionDeliveryError as exc:
-            self._failed_attempt(entry, attempt, exc)
+            await self._failed_attempt(entry, attempt, exc)
             return
         logger.info(
             "webhook %s: delivered alert %s (status %d, attempt %d)",
@@ -293,53 +366,27 @@ class WebhookAction:
             status,
             attempt,
         )
-        self._finish(alert_id, "delivered")
+        await self._finish(alert_id, "delivered")
 
-    def _post(self, body: bytes, content_type: str, alert_id: str) -> int:
+    async def _post(
+        self, client: httpx.AsyncClient, body: bytes, content_type: str, alert_id: str
+    ) -> int:
         """One attempt; returns the 2xx status or raises ``ActionDeliveryError``."""
         headers = dict(self._headers)
-        headers.update(
-            {
-                "Content-Type": content_type,
-                "Content-Length": str(len(body)),
-                "Idempotency-Key": alert_id,
-                "User-Agent": self._user_agent,
-            }
-        )
+        headers["Content-Type"] = content_type
+        headers["Idempotency-Key"] = alert_id
         if self._secret is not None:
             headers[signing.HEADER] = signing.sign(self._secret, body, int(self._clock()))
-        conn: http.client.HTTPConnection
-        if self._https:
-            context = self._ssl_context or ssl.create_default_context()
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.timeout_s, context=context
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
-        try:
-            conn.request("POST", self._target, body=body, headers=headers)
-            response = conn.getresponse()
-            status = response.status
-            retry_after = response.getheader("Retry-After")
-            detail = response.read(_MAX_RESPONSE_READ)
-        except TimeoutError as exc:
-            raise ActionDeliveryError(f"timed out after {self.timeout_s:g}s") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise ActionDeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            conn.close()
-        if 200 <= status < 300:
-            return status
-        snippet = detail[:200].decode("utf-8", "replace")
-        wait = parse_retry_after(retry_after, self._clock())
-        if 400 <= status < 500 and status not in _RETRYABLE_4XX:
-            raise ActionDeliveryError(f"HTTP {status}: {snippet!r}", final=True)
-        reason = f"HTTP {status}"
-        if 300 <= status < 400:
-            reason += " (redirects are not followed; check the url)"
-        raise ActionDeliveryError(reason, retry_after_s=wait)
+        return await post_once(client, self.url, body, headers, self._clock, self._scrub)
 
-    def _failed_attempt(self, entry: OutboxEntry, attempt: int, exc: ActionDeliveryError) -> None:
+    def _scrub(self, text: str) -> str:
+        for value in self._redact:
+            text = text.replace(value, "***")
+        return text
+
+    async def _failed_attempt(
+        self, entry: OutboxEntry, attempt: int, exc: ActionDeliveryError
+    ) -> None:
         if exc.final:
             logger.error(
                 "webhook %s: alert %s rejected, not retrying (attempt %d): %s",
@@ -348,7 +395,7 @@ class WebhookAction:
                 attempt,
                 exc,
             )
-            self._finish(entry.id, "failed")
+            await self._finish(entry.id, "failed")
             return
         if self.max_attempts is not None and attempt >= self.max_attempts:
             logger.error(
@@ -358,7 +405,7 @@ class WebhookAction:
                 attempt,
                 exc,
             )
-            self._finish(entry.id, "failed")
+            await self._finish(entry.id, "failed")
             return
         delay = self._backoff(attempt)
         if exc.retry_after_s is not None:
@@ -373,7 +420,10 @@ class WebhookAction:
         )
         self._count("retry")
         try:
-            self._outbox.reschedule(entry.id, self._clock() + delay, attempt)
+            # fsync off the loop: a slow disk must not stall the other attempts' deadlines
+            await asyncio.to_thread(
+                self._outbox.reschedule, entry.id, self._clock() + delay, attempt
+            )
         except OSError:
             # the in-memory schedule is already updated; only the persisted count lags
             logger.exception("webhook %s: could not persist retry of %s", self.name, entry.id)
@@ -383,9 +433,9 @@ class WebhookAction:
         ceiling = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** min(attempt - 1, 60))
         return self._jitter() * ceiling
 
-    def _finish(self, alert_id: str, outcome: str) -> None:
+    async def _finish(self, alert_id: str, outcome: str) -> None:
         try:
-            self._outbox.remove(alert_id)
+            await asyncio.to_thread(self._outbox.remove, alert_id)
         except OSError:
             # it is gone from memory; a restart would resend it under the same id
             logger.exception("webhook %s: could not remove %s from outbox", self.name, alert_id)
@@ -398,7 +448,7 @@ class WebhookAction:
             self._counts[outcome] += 1
 
     def __repr__(self) -> str:
-        # Never include the secret or custom header values.
+        # Never include the secret, header values or the proxy URL.
         return (
             f"WebhookAction(name={self.name!r}, url={self._log_url!r}, format={self.format!r}, "
             f"signed={self._secret is not None}, dry_run={self.dry_run})"

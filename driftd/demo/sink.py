@@ -10,14 +10,19 @@ rollback request readably, appends it to ``--out`` as one JSON line, and exits a
 
 ``WebhookSink`` is the same receiver as a class: ``start()`` on port 0 returns the port,
 ``requests`` records every request, and ``respond()`` / ``down()`` / ``up()`` switch its
-behaviour (status, ``Retry-After``, delay, or not listening at all) to exercise retries.
+behaviour (status, ``Retry-After``, delay, or not listening at all) to exercise retries. Given
+an ``ssl_context`` it serves HTTPS (a context requiring client certificates makes it a mutual
+TLS receiver), and given a ``bearer_token`` it answers 401 to requests without
+``Authorization: Bearer <token>``, as a deployer behind an API gateway would.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -63,8 +68,10 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
-            return  # the client gave up (e.g. its timeout fired during a delay): expected
+        if isinstance(exc, ConnectionError | TimeoutError | ssl.SSLError):
+            # the client gave up (its timeout fired during a delay) or refused our
+            # certificate (a TLS test's wrong CA): expected
+            return
         super().handle_error(request, client_address)
 
 
@@ -103,6 +110,10 @@ class _Handler(BaseHTTPRequestHandler):
         verified = sink.check(body, headers.get(signing.HEADER.lower()))
         request = ReceivedRequest(headers, body, verified)
         sink.record(request)
+        if not sink.authorized(headers.get("authorization")):
+            sink.on_invalid(request)
+            self._reply(401, text="missing or wrong bearer token")
+            return
         if sink.secret is not None and not verified:
             sink.on_invalid(request)
             self._reply(401, text="bad or missing Driftd-Signature")
@@ -136,7 +147,11 @@ class WebhookSink:
         tolerance_s: float = 300.0,
         on_valid: Callable[[ReceivedRequest], None] | None = None,
         on_invalid: Callable[[ReceivedRequest], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        bearer_token: str | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
+        self.bearer_token = bearer_token
         self.secret: list[bytes] | None
         if secret is None:
             self.secret = None
@@ -195,6 +210,12 @@ class WebhookSink:
         self._stopping.clear()
         server = _Server((self.host, port), _Handler)
         server.sink = self
+        if self.ssl_context is not None:
+            # The handshake happens on the handler thread's first read, so a client stuck in
+            # (or refusing) the handshake never holds up the accept loop.
+            server.socket = self.ssl_context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
@@ -232,7 +253,8 @@ class WebhookSink:
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("sink was never started")
-        return f"http://{self.host}:{self.port}/hook"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}/hook"
 
     def __enter__(self) -> WebhookSink:
         if self._server is None:
@@ -260,6 +282,12 @@ class WebhookSink:
         if self.secret is None:
             return False
         return signing.verify(self.secret, body, header, tolerance_s=self.tolerance_s)
+
+    def authorized(self, header: str | None) -> bool:
+        if self.bearer_token is None:
+            return True
+        expected = f"Bearer {self.bearer_token}".encode()
+        return header is not None and hmac.compare_digest(header.encode(), expected)
 
     def record(self, request: ReceivedRequest) -> None:
         with self._arrived:

@@ -10,6 +10,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from driftd.types import DETECTOR_NAMES
+
 DEFAULT_REPLAY_LIMIT = 20_000
 
 
@@ -273,6 +275,8 @@ def register(cls: D) -> D:
         raise ValueError(f"detector names are lower case and non-empty: {name!r}")
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise ValueError(f"detector name {name!r} registered twice")
+    if name not in DETECTOR_NAMES:
+        raise ValueError(f"add {name!r} to driftd.types.DetectorName (what config accepts)")
     _REGISTRY[name] = cls
     return cls
 

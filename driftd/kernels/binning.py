@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from driftd.arrays import FloatArray, IntArray
 from driftd.kernels._jit import kernel
-from driftd.types import FloatArray, IntArray
 
 # Up to this many bins a linear scan over the edges beats a binary search: the bisection's
 # branches are unpredictable on unsorted data (measured, 5000 normal values: 10 bins 17 µs

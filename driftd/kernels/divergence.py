@@ -27,8 +27,8 @@ import math
 
 import numpy as np
 
+from driftd.arrays import FloatArray, IntArray
 from driftd.kernels._jit import kernel
-from driftd.types import FloatArray, IntArray
 
 EPS = 1e-4
 _LN2 = math.log(2.0)

@@ -29,9 +29,9 @@ import math
 
 import numpy as np
 
+from driftd.arrays import FloatArray
 from driftd.kernels import binning, divergence, twosample
 from driftd.kernels._jit import kernel
-from driftd.types import FloatArray
 
 # statistic codes for null_statistics
 WASSERSTEIN = 0  # wasserstein_sorted(ref, cur) / scale     (wasserstein: scale 1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from driftd.arrays import FloatArray
 from driftd.kernels._jit import kernel
-from driftd.types import FloatArray
 
 
 @kernel

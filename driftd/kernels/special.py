@@ -29,8 +29,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from driftd.arrays import IntArray
 from driftd.kernels._jit import kernel
-from driftd.types import IntArray
 
 KS_MAX_EXACT_N = 10_000  # scipy's MAX_AUTO_N: exact KS p-value when max(n1, n2) <= this
 CVM_MAX_EXACT_N = 20  # scipy: exact CvM p-value when max(nx, ny) <= this

@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
+from driftd.arrays import FloatArray
 from driftd.kernels._jit import kernel
-from driftd.types import FloatArray
 
 
 @kernel

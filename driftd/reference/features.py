@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftd.types import FloatArray as FloatArray  # re-exported for the stats layer
-from driftd.types import IntArray as IntArray
+from driftd.arrays import FloatArray as FloatArray  # re-exported for the stats layer
+from driftd.arrays import IntArray as IntArray
 
 MAX_RAW = 100_000
 DEFAULT_BINS = 10

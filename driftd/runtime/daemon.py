@@ -32,11 +32,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from driftd.actions import build_actions
 from driftd.actions.audit import AuditLog
 from driftd.actions.deadletter import DeadLetterSink, open_dead_letter
-from driftd.actions.webhook import WebhookAction
-from driftd.config import Config, WebhookActionConfig
-from driftd.errors import ConfigError, SourceError, StateError
+from driftd.config import Config
+from driftd.errors import SourceError, StateError
 from driftd.metrics import build_registry
 from driftd.monitor.outputs import webhook_payload
 from driftd.monitor.view import Status
@@ -67,28 +67,6 @@ def check_state_dir(path: Path) -> None:
         raise StateError(f"state.dir {path} is not writable: {exc.strerror or exc}") from exc
 
 
-def build_actions(cfg: Config, outbox_root: Path) -> dict[str, WebhookAction]:
-    actions: dict[str, WebhookAction] = {}
-    for name, a in cfg.actions.items():
-        assert isinstance(a, WebhookActionConfig)
-        try:
-            secret = a.secret.resolve() if a.secret is not None else None
-        except ConfigError as exc:
-            raise ConfigError(f"actions.{name}.{exc.key}", exc.problem) from None
-        actions[name] = WebhookAction(
-            name=name,
-            url=a.url,
-            secret=secret,
-            format=a.format,
-            outbox_dir=outbox_root / name,
-            timeout_s=a.timeout_s,
-            backoff_initial_s=a.backoff_initial_s,
-            backoff_max_s=a.backoff_max_s,
-            dry_run=a.dry_run,
-        )
-    return actions
-
-
 def warm_up_kernels() -> None:
     from driftd import kernels
 
@@ -111,7 +89,7 @@ class Daemon:
         ckpt_dir = state_dir / "checkpoints" / suffix if suffix else state_dir / "checkpoints"
         self.store = CheckpointStore(ckpt_dir)
         self.actions = build_actions(
-            cfg, state_dir / "outbox" / suffix if suffix else state_dir / "outbox"
+            cfg.actions, state_dir / "outbox" / suffix if suffix else state_dir / "outbox"
         )
         self.dead_letter: DeadLetterSink | None = None
         self.audit = AuditLog(

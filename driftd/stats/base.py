@@ -30,6 +30,7 @@ from driftd.reference.features import (
     IntArray,
     NumericReference,
 )
+from driftd.types import DRIFT_TEST_NAMES
 
 Kind = Literal["numeric", "categorical"]
 ThresholdKind = Literal["p_value", "statistic"]
@@ -138,6 +139,8 @@ def register(cls: T) -> T:
         raise ValueError(f"test names are lower case and non-empty: {name!r}")
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise ValueError(f"test name {name!r} registered twice")
+    if name not in DRIFT_TEST_NAMES:
+        raise ValueError(f"add {name!r} to driftd.types.DriftTestName (what config accepts)")
     if not cls.kinds or not cls.kinds <= KINDS:
         raise ValueError(f"test {name!r}: kinds must be a non-empty subset of {sorted(KINDS)}")
     _REGISTRY[name] = cls

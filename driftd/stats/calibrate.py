@@ -6,8 +6,8 @@ API: :func:`calibrate_monitor` (every feature of a monitor, on one thread per CP
 threshold, level, method, a summary of the resampled null, seconds — that serialise with
 ``to_json`` / ``from_json`` for the profile. :func:`alert_budget` gives the level itself.
 
-Method (README)
----------------
+Method (docs/decisions.md, "Calibrated thresholds")
+---------------------------------------------------
 
 **Budget.** A monitor whose window steps every S events is evaluated 1e6 / S times per million
 events. An alert needs at least one breaching evaluation, and an evaluation breaches only if a

@@ -34,7 +34,9 @@ def _wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
 
 
 def test_registered_by_type() -> None:
-    assert REGISTRY["webhook"] is WebhookAction
+    from driftd.actions import webhook_from_config
+
+    assert REGISTRY["webhook"] is webhook_from_config
 
 
 def test_delivers_signed_request_with_headers(

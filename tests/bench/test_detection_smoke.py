@@ -1,7 +1,7 @@
 """Smoke test of the detection benchmark (``python -m benchmarks.detection``) at tiny sizes:
 the streams it generates, how it scores engine outputs, and one end-to-end run whose JSON line
-has the documented shape. The real figures come from the full-size run (README, "Detection
-quality"); nothing here pins detection quality."""
+has the documented shape. The real figures come from the full-size run
+(docs/detection-quality.md); nothing here pins detection quality."""
 
 from __future__ import annotations
 

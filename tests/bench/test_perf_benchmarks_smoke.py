@@ -1,6 +1,6 @@
 """Smoke tests of the performance benchmarks (``benchmarks.e2e``, ``memory``, ``latency``,
 ``soak``) at tiny sizes — they run and their JSON line has the documented shape; the figures
-themselves come from full-size runs (README, "Performance") — and of the decoder's fast path,
+themselves come from full-size runs (docs/benchmarks.md) — and of the decoder's fast path,
 which must agree with the value-by-value path on every input."""
 
 from __future__ import annotations

@@ -38,7 +38,11 @@ def test_dashboard_identity(dash: dict[str, Any]) -> None:
 
 def test_templating_variables(dash: dict[str, Any]) -> None:
     variables = {v["name"]: v for v in dash["templating"]["list"]}
-    assert {"datasource", "monitor", "model_version"} <= set(variables)
+    assert {"datasource", "monitor", "model_version", "segment"} <= set(variables)
+    # segments of the selected versions; All (.*) also matches the overall, unlabelled series
+    segment = variables["segment"]
+    assert "driftd_segment_events" in segment["query"]["query"]
+    assert segment["includeAll"] and segment["allValue"] == ".*"
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     for name in ("monitor", "model_version"):
@@ -82,6 +86,13 @@ def test_required_views(dash: dict[str, Any]) -> None:
     has("Webhook deliveries by outcome", "outcome", "driftd_webhook_deliveries_total")
     has("Evaluation latency", "histogram_quantile(0.5,", "histogram_quantile(0.99,",
         "driftd_evaluation_duration_seconds_bucket")  # fmt: skip
+    has("Model performance on labelled events", "driftd_performance{")
+    has("Performance degraded", "driftd_performance_degraded")
+    has("Labelled events /s", "rate(driftd_labelled_events_total")
+    # drift views of a version can be narrowed to segments
+    for title in ("Drift statistic vs threshold (distance tests)", "Drift share",
+                  "Features drifted", "Open drift alerts"):  # fmt: skip
+        assert 'segment=~"$segment"' in " ".join(exprs(by_title[title])), title
     # per-monitor views honour the monitor / model_version variables
     for title in ("Drift statistic vs threshold (distance tests)", "Drift share",
                   "Events accepted /s", "Features drifted"):  # fmt: skip

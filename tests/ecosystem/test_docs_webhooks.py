@@ -1,5 +1,5 @@
-"""README's webhook documentation is true: its verification snippets — the Python one run
-verbatim, the shell one with bash and openssl — accept a body really signed by
+"""The webhook documentation (docs/webhooks.md) is true: its verification snippets — the
+Python one run verbatim, the shell one with bash and openssl — accept a body really signed by
 ``driftd.actions.signing.sign`` and reject tampering; the CloudEvents and dry-run sections match
 what driftd sends and counts."""
 
@@ -20,12 +20,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from driftd.actions.payload import CLOUDEVENTS_CONTENT_TYPE, build_body
 from driftd.actions.signing import sign
 
-SECRET = b"whsec-readme-5b1d"
+SECRET = b"whsec-docs-5b1d"
 
 
-def readme_section(repo: Path, heading: str) -> str:
-    """Text under a README heading, up to the next heading (``#`` lines in code are not)."""
-    lines = (repo / "README.md").read_text().splitlines(keepends=True)
+PAGE = Path("docs/webhooks.md")
+
+
+def doc_section(repo: Path, heading: str) -> str:
+    """Text under a heading of the webhooks page, up to the next heading (``#`` lines in code
+    are not headings)."""
+    lines = (repo / PAGE).read_text().splitlines(keepends=True)
     out: list[str] = []
     inside = in_code = False
     for line in lines:
@@ -38,7 +42,7 @@ def readme_section(repo: Path, heading: str) -> str:
             out.append(line)
         if is_heading and line.split(" ", 1)[1].strip() == heading:
             inside = True
-    assert inside, f"README has no section {heading!r}"
+    assert inside, f"{PAGE} has no section {heading!r}"
     return "".join(out)
 
 
@@ -60,9 +64,9 @@ def real_body(live: Live) -> bytes:
 
 @pytest.fixture(scope="module")
 def python_verify(repo: Path) -> Callable[..., bool]:
-    code = fenced(readme_section(repo, "Verify in Python"), "python")
-    namespace: dict[str, Any] = {"__name__": "readme_snippet"}
-    exec(compile(code, "README.md#verify-in-python", "exec"), namespace)  # noqa: S102
+    code = fenced(doc_section(repo, "Verify in Python"), "python")
+    namespace: dict[str, Any] = {"__name__": "docs_snippet"}
+    exec(compile(code, "docs/webhooks.md#verify-in-python", "exec"), namespace)  # noqa: S102
     fn = namespace["verify_driftd_signature"]
     assert callable(fn)
     return fn  # type: ignore[no-any-return]
@@ -100,7 +104,7 @@ def test_python_snippet_accepts_rotation_headers(
 
 
 def _run_shell(repo: Path, tmp: Path, body: bytes, header: str, secret: bytes) -> str:
-    script = fenced(readme_section(repo, "Verify in a shell"), "bash")
+    script = fenced(doc_section(repo, "Verify in a shell"), "bash")
     (tmp / "body.json").write_bytes(body)
     res = subprocess.run(
         ["bash", "-c", script],
@@ -123,7 +127,7 @@ def test_shell_snippet(repo: Path, tmp_path: Path, real_body: bytes) -> None:
 
 
 def test_cloudevents_section_matches_what_driftd_sends(repo: Path, real_body: bytes) -> None:
-    section = readme_section(repo, "CloudEvents")
+    section = doc_section(repo, "CloudEvents")
     assert CLOUDEVENTS_CONTENT_TYPE in section
     documented = orjson.loads(fenced(section, "json"))
     alert = orjson.loads(real_body)
@@ -142,7 +146,7 @@ def test_cloudevents_section_matches_what_driftd_sends(repo: Path, real_body: by
 
 
 def test_dry_run_section_matches_the_metric(repo: Path, live: Live, scrape: str) -> None:
-    section = readme_section(repo, "Dry run")
+    section = doc_section(repo, "Dry run")
     assert 'outcome="dry_run"' in section
     samples = {
         (s.labels["action"], s.labels["outcome"]): s.value
