@@ -99,7 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     pb = psub.add_parser("build", help="compile a reference profile from baseline data")
     pb.add_argument("-c", "--config", required=True)
     pb.add_argument("--monitor", required=True)
-    pb.add_argument("--input", required=True, nargs="+", help="JSONL file(s) in the event schema")
+    pb.add_argument(
+        "--input",
+        required=True,
+        nargs="+",
+        help="event file(s): JSONL, CSV or Parquet (by extension; - for JSONL on stdin)",
+    )
+    pb.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="input format")
     pb.add_argument("--out", required=True)
     pb.add_argument("--seed", type=int, default=0)
 
@@ -223,15 +229,13 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
     progress = _Progress("profile build", args.input)
 
     def lines() -> Any:
+        from driftd.io import detect_format, event_lines
+
         for path in args.input:
-            try:
-                fh = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-            except OSError as exc:
-                raise ConfigError("--input", f"cannot read {path}: {exc.strerror}") from None
-            with fh:
-                for line in fh:
-                    progress.update(len(line), 1)
-                    yield line
+            detect_format(path, args.format)
+        for line in event_lines(args.input, args.format, cfg.schema_):
+            progress.update(len(line) + 1, 1)
+            yield line
 
     try:
         prof = build_profile(mon, cfg.schema_, lines(), seed=args.seed)
