@@ -1,0 +1,127 @@
+"""The Python API's one door into the daemon's code: profile building, spec resolution (tests,
+thresholds, calibration), category coding and window evaluation are the daemon's own
+functions, reached from here only, so that a rename inside the engine is fixed in one file.
+
+Nothing here computes a statistic; it only adapts tables to what those functions read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftd.config import FeatureConfig, MonitorConfig, SchemaConfig
+from driftd.ingest.decode import MISSING_CODE, Reject, RowMapper, to_float
+from driftd.monitor.evaluate import FeatureSpec, MonitorSpec, build_spec, evaluate
+from driftd.reference.profile import Profile as ProfileData
+from driftd.reference.profile import build_profile, load_profile_for
+
+__all__ = [
+    "MISSING_CODE",
+    "FeatureSpec",
+    "MonitorSpec",
+    "ProfileData",
+    "Reject",
+    "TableWindow",
+    "build",
+    "category_coder",
+    "check_profile",
+    "evaluate_window",
+    "load",
+    "spec_for",
+    "to_float",
+]
+
+
+def build(
+    monitor: MonitorConfig, schema: SchemaConfig, lines: Iterable[bytes], seed: int = 0
+) -> ProfileData:
+    """``driftd profile build``'s profile of JSON event lines."""
+    return build_profile(monitor, schema, lines, seed=seed)
+
+
+def load(monitor: MonitorConfig, path: Any) -> ProfileData:
+    """A profile file, checked against the monitor's features (as the daemon loads it)."""
+    return load_profile_for(monitor, path, "profile")
+
+
+def check_profile(monitor: MonitorConfig, profile: ProfileData) -> None:
+    """The daemon's check that a profile covers the monitor's features with their kinds."""
+    from driftd.reference.profile import _check_kind
+
+    for name, fc in monitor.features.items():
+        ref = profile.features.get(name)
+        if ref is None:
+            from driftd.errors import ConfigError
+
+            raise ConfigError("features", f"the reference has no feature {name!r}")
+        _check_kind(ref, fc, "features", name)
+
+
+def spec_for(monitor: MonitorConfig, profile: ProfileData, index: int = 0) -> MonitorSpec:
+    """Tests, thresholds (calibrated into ``profile.calibration`` when the monitor asks for
+    it and the profile has none that fits) and column layout, as the daemon resolves them."""
+    return build_spec(monitor, profile, index)
+
+
+def category_coder(
+    name: str, fc: FeatureConfig, categories: tuple[str, ...]
+) -> Callable[[Any], int]:
+    """``value -> code`` of one categorical column, by the daemon's :class:`RowMapper`
+    (``-1`` missing, ``len(categories)`` unseen); raises :class:`Reject` for a value the
+    daemon would reject the event for. Memoised per distinct value."""
+    mapper = RowMapper([], [(name, fc.model_copy(update={"path": None}), categories)], None)
+    memo: dict[tuple[type, Any], int] = {}
+
+    def code(value: Any) -> int:
+        try:
+            key = (type(value), value)
+            hit = memo.get(key)
+        except TypeError:  # unhashable (dict, list): the mapper rejects it
+            key, hit = None, None
+        if hit is not None:
+            return hit
+        out: list[int] = []
+        mapper.map({name: value}, None, [], out)
+        if key is not None:
+            memo[key] = out[0]
+        return out[0]
+
+    return code
+
+
+class TableWindow:
+    """A whole table as a full window: the read interface of
+    :class:`driftd.windows.time.WindowView`, rows in table order, columns laid out as the
+    daemon's count window lays them out (one C-ordered block per kind)."""
+
+    __slots__ = ("num", "cat", "filled")
+
+    def __init__(self, num: npt.NDArray[np.float64], cat: npt.NDArray[np.int32]) -> None:
+        self.num = num
+        self.cat = cat
+        self.filled = int(num.shape[0])
+
+    def num_column(self, j: int) -> npt.NDArray[np.float64]:
+        return self.num[: self.filled, j]
+
+    def cat_column(self, j: int) -> npt.NDArray[np.int32]:
+        return self.cat[: self.filled, j]
+
+    def span(self) -> dict[str, Any]:
+        return {"start_position": 1, "end_position": self.filled, "events": self.filled}
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    spec: MonitorSpec
+    window: TableWindow
+    result: dict[str, Any]  # evaluate()'s output: features, prediction, quality, share
+
+
+def evaluate_window(spec: MonitorSpec, window: TableWindow) -> Evaluation:
+    return Evaluation(spec, window, evaluate(spec, window))
