@@ -1,4 +1,4 @@
-"""Command line: run | replay | profile build | check-config | config-schema.
+"""Command line: run | replay | profile build | report | check-config | config-schema.
 
 The only place where exit codes are decided: 0 ok, 2 bad config or usage (the message names
 the key and the problem), 1 runtime failure.
@@ -108,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="input format")
     pb.add_argument("--out", required=True)
     pb.add_argument("--seed", type=int, default=0)
+
+    rep = sub.add_parser(
+        "report",
+        help="write one self-contained HTML report",
+        description="(a) a reference (--profile, --reference, or the monitor's profile from -c)"
+        " against --current data, or (b) a replay output (--replay), optionally with the"
+        " reference (--profile, or from -c) and the replay input (--events) for the"
+        " distributions",
+    )
+    rep.add_argument("--out", required=True, help="the HTML file to write")
+    rep.add_argument("-c", "--config", help="daemon config: the monitor's settings")
+    rep.add_argument("--monitor", help="monitor name (default: the only or first one)")
+    rep.add_argument("--profile", help="reference profile file")
+    rep.add_argument("--reference", nargs="+", metavar="FILE", help="(a) reference event files")
+    rep.add_argument("--current", nargs="+", metavar="FILE", help="(a) current event files")
+    rep.add_argument("--replay", metavar="FILE", help="(b) `driftd replay` output (JSONL)")
+    rep.add_argument("--events", nargs="+", metavar="FILE", help="(b) the replay input")
+    rep.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="event file format")
+    rep.add_argument("--title")
 
     cc = sub.add_parser("check-config", help="validate and print the effective config")
     cc.add_argument("-c", "--config", required=True)
@@ -347,6 +366,62 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from driftd.report import report
+
+    if args.replay and (args.current or args.reference):
+        raise ConfigError("usage", "give --replay, or --current (with a reference), not both")
+    if args.replay:
+        out = report(
+            args.out,
+            replay=args.replay,
+            profile=args.profile,
+            events=args.events,
+            config=args.config,
+            monitor=args.monitor,
+            format=args.format,
+            title=args.title,
+        )
+    else:
+        if not args.current:
+            raise ConfigError("usage", "give --current data (with a reference), or --replay")
+        if args.events:
+            raise ConfigError("--events", "goes with --replay")
+        if args.profile and args.reference:
+            raise ConfigError("usage", "give --profile or --reference, not both")
+        reference: Any = args.reference
+        if args.profile or not args.reference:
+            from driftd.api import Profile
+
+            path = args.profile
+            if path is None:
+                if args.config is None:
+                    raise ConfigError("usage", "give --profile, --reference or -c CONFIG")
+                path = _monitor_profile(args)
+            reference = Profile.load(path)
+        out = report(
+            args.out,
+            reference=reference,
+            current=args.current,
+            config=args.config,
+            monitor=args.monitor,
+            format=args.format,
+            title=args.title,
+        )
+    sys.stderr.write(f"report -> {out}\n")
+    return 0
+
+
+def _monitor_profile(args: argparse.Namespace) -> Path:
+    from driftd.config import ProfileReference
+
+    cfg = _load(args)
+    mon = cfg.monitor(args.monitor) if args.monitor else cfg.monitors[0]
+    if not isinstance(mon.reference, ProfileReference):
+        raise ConfigError("--profile", f"monitor {mon.name} has no profile reference; give one")
+    return mon.reference.path
+
+
 class _LabelFeed:
     """Label files, each read in order and merged by ``ts``, handed out as the replay's event
     time passes each label's ``ts`` (a label without a readable ts is due at once; the engine
@@ -423,6 +498,7 @@ COMMANDS = {
     "run": cmd_run,
     "replay": cmd_replay,
     "check-config": cmd_check_config,
+    "report": cmd_report,
     "config-schema": cmd_config_schema,
 }
 

@@ -31,6 +31,7 @@ __all__ = [
     "category_coder",
     "check_profile",
     "evaluate_window",
+    "layout_for",
     "load",
     "spec_for",
     "to_float",
@@ -66,6 +67,12 @@ def spec_for(monitor: MonitorConfig, profile: ProfileData, index: int = 0) -> Mo
     """Tests, thresholds (calibrated into ``profile.calibration`` when the monitor asks for
     it and the profile has none that fits) and column layout, as the daemon resolves them."""
     return build_spec(monitor, profile, index)
+
+
+def layout_for(monitor: MonitorConfig, profile: ProfileData) -> MonitorSpec:
+    """Tests, configured or default thresholds and column layout, without calibrating (for
+    reading a window, not judging it)."""
+    return build_spec(monitor, profile, 0, allow_calibration=False)
 
 
 def category_coder(

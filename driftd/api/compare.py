@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.api import _engine
-from driftd.api.inputs import event_columns, is_files, lines_of, table_columns
+from driftd.api.inputs import EventLines, event_columns, is_files, lines_of, table_columns
 from driftd.api.monitor import FeaturesArg, Kind, PerFeature, Settings, describe, override
 from driftd.api.profile import Profile, _prediction_kind
 from driftd.api.result import DriftReport, feature_result
@@ -158,7 +158,7 @@ def current_window(
         _event_path(schema, f.name, None if f is spec.prediction else cfg.features[f.name])
         for f in feats
     ]
-    if is_files(current):
+    if is_files(current) or isinstance(current, EventLines):
         cols, rejected = event_columns(lines_of(current, schema, fmt), schema, paths)
         by_path = {tuple(c.split(".")): c for c in cols}
     else:

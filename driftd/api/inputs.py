@@ -14,6 +14,10 @@ from driftd.io import Columns, event_lines, is_table, rows_to_lines, to_columns
 Files = str | Path | Sequence[str | Path]
 
 
+class EventLines(list[bytes]):
+    """Events already as JSON lines (one event each), e.g. a slice of an event file."""
+
+
 def is_files(obj: Any) -> bool:
     if isinstance(obj, str | Path):
         return True
@@ -27,6 +31,8 @@ def is_files(obj: Any) -> bool:
 
 def lines_of(data: Any, schema: SchemaConfig, fmt: str | None = None) -> Iterator[bytes]:
     """Event lines of a table (one event per row) or of event files."""
+    if isinstance(data, EventLines):
+        return iter(data)
     if is_files(data):
         return event_lines(data, fmt, schema)
     if not is_table(data):

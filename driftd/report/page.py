@@ -1,0 +1,381 @@
+"""The report as one HTML file: plotly.js, the figures' data and the page's script inline, so
+the file opens anywhere with no network (plotly's figure JSON is drawn by plotly.js, the same
+library in the notebook and in the browser)."""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from driftd.errors import ConfigError
+from driftd.report.build import Distribution, FeatureView, ReportModel, Track
+
+COLORS = ("#2a6fdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#d6336c", "#1098ad", "#f59f00", "#495057")
+REFERENCE = "#868e96"
+ALERT = "#e03131"
+RESOLVE = "#2f9e44"
+QUALITY_DASH = {"missing_rate": "solid", "out_of_range_rate": "dot", "unseen_rate": "dash"}
+
+
+def _plotly() -> tuple[Any, Any]:
+    try:
+        import plotly.graph_objects as go
+        import plotly.offline as po
+    except ImportError:
+        raise ConfigError(
+            "report", "the HTML report needs plotly: pip install 'driftd[report]'"
+        ) from None
+    return go, po
+
+
+def _color(i: int) -> str:
+    return COLORS[i % len(COLORS)]
+
+
+def _layout(title: str, xaxis: str, yaxis: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "font": {"size": 14}},
+        "xaxis": {"title": {"text": xaxis}},
+        "yaxis": {"title": {"text": yaxis}},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+        "height": 320,
+        "legend": {"orientation": "h", "y": -0.25},
+        "template": "plotly_white",
+        **extra,
+    }
+
+
+def distribution_figure(go: Any, name: str, d: Distribution) -> Any:
+    fig = go.Figure()
+    for i, s in enumerate(d.series):
+        color = REFERENCE if i == 0 else _color(i - 1)
+        label = f"{s.name} ({s.events:,})"
+        if d.kind == "numeric":
+            fig.add_trace(
+                go.Bar(
+                    x=d.x,
+                    y=s.shares,
+                    width=d.width,
+                    name=label,
+                    marker={"color": color},
+                    opacity=0.55,
+                    hovertemplate="%{x:.4g}: %{y:.2%}<extra>" + html.escape(s.name) + "</extra>",
+                )
+            )
+        else:
+            fig.add_trace(
+                go.Bar(
+                    x=d.x,
+                    y=s.shares,
+                    name=label,
+                    marker={"color": color},
+                    hovertemplate="%{x}: %{y:.2%}<extra>" + html.escape(s.name) + "</extra>",
+                )
+            )
+    mode = "overlay" if d.kind == "numeric" else "group"
+    fig.update_layout(
+        **_layout(f"{name}: distribution", "value" if d.kind == "numeric" else "", "share"),
+        barmode=mode,
+        bargap=0.0 if d.kind == "numeric" else 0.15,
+    )
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def _hover_ts(t: Track) -> list[str]:
+    return [ts or "" for ts in t.ts]
+
+
+def timeline_figure(go: Any, name: str, tracks: list[Track], test: str) -> Any:
+    fig = go.Figure()
+    for i, t in enumerate(tracks):
+        c = _color(i)
+        fig.add_trace(
+            go.Scatter(
+                x=t.x,
+                y=[_finite(v) for v in t.statistic],
+                mode="lines+markers",
+                name=f"{t.name} {test}",
+                line={"color": c},
+                marker={"size": 4},
+                customdata=_hover_ts(t),
+                hovertemplate="position %{x}<br>%{customdata}<br>statistic %{y:.4g}<extra>"
+                + html.escape(t.name)
+                + "</extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=t.x,
+                y=[_finite(v) for v in t.threshold],
+                mode="lines",
+                name=f"{t.name} threshold",
+                line={"color": c, "dash": "dash", "width": 1},
+                hovertemplate="threshold %{y:.4g}<extra></extra>",
+            )
+        )
+        _alert_markers(go, fig, t, t.statistic)
+    fig.update_layout(**_layout(f"{name}: {test} over time", "window end (events read)", test))
+    return fig
+
+
+def _alert_markers(go: Any, fig: Any, t: Track, ys: list[float | None]) -> None:
+    at = dict(zip(t.x, ys, strict=True))
+    for event, color, symbol in (
+        ("drift.detected", ALERT, "triangle-up"),
+        ("drift.resolved", RESOLVE, "triangle-down"),
+    ):
+        pts = [(p, at.get(p), named) for p, e, named in t.alerts if e == event]
+        if not pts:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[p for p, _, _ in pts],
+                y=[_finite(y) for _, y, _ in pts],
+                mode="markers",
+                name=f"{t.name} {event.split('.')[1]}",
+                marker={
+                    "color": color,
+                    "size": [14 if named else 9 for _, _, named in pts],
+                    "symbol": [symbol if named else f"{symbol}-open" for _, _, named in pts],
+                    "line": {"color": color, "width": 1.5},
+                },
+                hovertemplate=event + " at position %{x}<extra>" + html.escape(t.name) + "</extra>",
+            )
+        )
+
+
+def quality_figure(go: Any, name: str, tracks: list[Track]) -> Any:
+    fig = go.Figure()
+    for i, t in enumerate(tracks):
+        for q, values in t.quality.items():
+            fig.add_trace(
+                go.Scatter(
+                    x=t.x,
+                    y=[_finite(v) for v in values],
+                    mode="lines",
+                    name=f"{t.name} {q}",
+                    line={"color": _color(i), "dash": QUALITY_DASH.get(q, "solid")},
+                    hovertemplate=q + " %{y:.2%}<extra>" + html.escape(t.name) + "</extra>",
+                )
+            )
+    fig.update_layout(**_layout(f"{name}: data quality", "window end (events read)", "rate"))
+    fig.update_yaxes(tickformat=".3~%", rangemode="tozero")
+    return fig
+
+
+def share_figure(go: Any, tracks: list[Track]) -> Any:
+    fig = go.Figure()
+    for i, t in enumerate(tracks):
+        fig.add_trace(
+            go.Scatter(
+                x=t.x,
+                y=t.statistic,
+                mode="lines+markers",
+                name=t.name,
+                line={"color": _color(i)},
+                marker={"size": 4},
+                hovertemplate="position %{x}: share %{y:.2f}<extra>"
+                + html.escape(t.name)
+                + "</extra>",
+            )
+        )
+        _alert_markers(go, fig, t, t.statistic)
+    fig.update_layout(**_layout("drift share by version", "window end (events read)", "share"))
+    fig.update_yaxes(range=[0, 1.05])
+    return fig
+
+
+def _finite(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+# ---------------------------------------------------------------- the page
+
+
+def _e(s: Any) -> str:
+    return html.escape(str(s))
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "NaN" if math.isnan(v) else f"{v:.4g}"
+    return str(v)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{_e(k)}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(_num(v))}</td>" for v in r.values()) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _feature_result_table(f: FeatureView) -> str:
+    r = f.result or {}
+    row = {
+        "test": r.get("test"),
+        "statistic": r.get("statistic"),
+        "p-value": r.get("p_value"),
+        "threshold": r.get("threshold"),
+        "drifted": r.get("drifted"),
+    }
+    for q, v in (r.get("quality") or {}).items():
+        row[q.replace("_", " ")] = v
+    label = "last evaluation" if f.tracks else "result"
+    return f"<p class='muted'>{label}</p>" + _table([row])
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#212529;
+background:#f8f9fa}
+header{background:#212529;color:#f8f9fa;padding:16px 32px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;color:#adb5bd;font-size:13px}
+main{padding:16px 32px;max-width:1400px}
+section{background:#fff;border:1px solid #dee2e6;border-radius:6px;padding:12px 16px;
+margin:12px 0}
+h2{font-size:18px;margin:4px 0 8px} h3{font-size:16px;margin:0}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}
+th,td{border:1px solid #dee2e6;padding:3px 8px;text-align:left}
+th{background:#f1f3f5}
+.badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;margin-left:8px;
+color:#fff}
+.drifted{background:#e03131}.ok{background:#2f9e44}.warning{background:#f59f00}
+.undefined{background:#868e96}
+.plots{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:8px}
+.muted{color:#868e96;font-size:12px;margin:4px 0}
+pre{background:#f1f3f5;padding:8px;overflow:auto;font-size:12px}
+details{margin:4px 0} summary{cursor:pointer;font-size:14px}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:0;font-size:14px}
+dt{color:#868e96}
+"""
+
+SCRIPT = """
+(function () {
+  var figures = JSON.parse(document.getElementById("driftd-figures").textContent);
+  var config = {displaylogo: false, responsive: true};
+  Object.keys(figures).forEach(function (id) {
+    var el = document.getElementById(id);
+    Plotly.newPlot(el, figures[id].data, figures[id].layout, config);
+  });
+  document.body.setAttribute("data-plots-drawn", String(Object.keys(figures).length));
+})();
+"""
+
+
+def render(model: ReportModel, title: str | None = None) -> str:
+    go, po = _plotly()
+    figures: dict[str, Any] = {}
+
+    def plot(fig: Any, cls: str) -> str:
+        pid = f"plot-{len(figures)}"
+        figures[pid] = fig.to_plotly_json()
+        return f'<div id="{pid}" class="plot {cls}"></div>'
+
+    title = title or f"driftd report — {model.monitor}"
+    parts = [
+        f"<header><h1>{_e(title)}</h1><p>driftd {_e(model.version)} · generated"
+        f" {_e(model.generated)} · {'comparison' if model.mode == 'compare' else 'replay'}"
+        "</p></header><main>"
+    ]
+    summary = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in model.summary)
+    parts.append(f'<section id="summary"><h2>Summary</h2><dl>{summary}</dl>')
+    parts.extend(f"<p class='muted'>{_e(n)}</p>" for n in model.notes)
+    overview = [
+        {
+            "feature": f.name,
+            "kind": f.kind,
+            "test": (f.result or {}).get("test", f.test),
+            "statistic": (f.result or {}).get("statistic"),
+            "p-value": (f.result or {}).get("p_value"),
+            "threshold": (f.result or {}).get("threshold"),
+            "verdict": f.verdict,
+        }
+        for f in model.features
+    ]
+    where = "last evaluation of each feature" if model.mode == "replay" else "the comparison"
+    parts.append(f"<p class='muted'>{where}</p>" + _table(overview))
+    parts.append("</section>")
+
+    if model.versions:
+        parts.append('<section id="versions"><h2>Versions</h2>')
+        parts.append(_table(model.versions))
+        if model.shares:
+            parts.append(
+                f'<div class="plots">{plot(share_figure(go, model.shares), "share-plot")}</div>'
+            )
+        parts.append("</section>")
+
+    parts.append('<section id="features"><h2>Features</h2>')
+    for f in model.features:
+        badge = f'<span class="badge {f.verdict}">{_e(f.verdict)}</span>'
+        parts.append(
+            f'<section class="feature" data-feature="{_e(f.name)}"><h3>{_e(f.name)}'
+            f' <span class="muted">{_e(f.kind)}, {_e(f.test)}</span>{badge}</h3>'
+        )
+        plots = []
+        if f.distribution is not None and f.distribution.series:
+            plots.append(plot(distribution_figure(go, f.name, f.distribution), "dist-plot"))
+        if f.tracks:
+            plots.append(plot(timeline_figure(go, f.name, f.tracks, f.test), "timeline-plot"))
+            if any(t.quality for t in f.tracks):
+                plots.append(plot(quality_figure(go, f.name, f.tracks), "quality-plot"))
+        parts.append(f'<div class="plots">{"".join(plots)}</div>')
+        if f.distribution is not None and f.distribution.note:
+            parts.append(f"<p class='muted'>{_e(f.distribution.note)}</p>")
+        parts.append(_feature_result_table(f))
+        parts.append("</section>")
+    parts.append("</section>")
+
+    if model.mode == "replay":
+        parts.append(f'<section id="alerts"><h2>Alerts ({len(model.alerts)})</h2>')
+        if not model.alerts:
+            parts.append("<p class='muted'>no alert</p>")
+        for a in model.alerts:
+            w = a.get("window", {})
+            head = (
+                f"{a.get('event', a.get('type'))} · {a.get('model_version')} · position"
+                f" {w.get('end_position')} · {a.get('time', '')}"
+            )
+            body = orjson.dumps(a, option=orjson.OPT_INDENT_2).decode()
+            parts.append(
+                f'<details class="alert"><summary>{_e(head)}</summary>'
+                f"<pre>{_e(body)}</pre></details>"
+            )
+        parts.append("</section>")
+    parts.append("</main>")
+
+    data = orjson.dumps(figures, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    data = data.replace("</", "<\\/")  # never close the script element from inside the data
+    js = po.get_plotlyjs()
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{_e(title)}"
+        f"</title><style>{CSS}</style><script>{js}</script></head><body>"
+        + "".join(parts)
+        + f'<script type="application/json" id="driftd-figures">{data}</script>'
+        + f"<script>{SCRIPT}</script></body></html>\n"
+    )
+
+
+def write_page(out: Path, model: ReportModel, title: str | None = None) -> Path:
+    text = render(model, title)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,135 @@
+"""`driftd report` / driftd.report: one self-contained HTML file, opened in a real headless
+Chromium (Debian's package; never skipped): drawn without console errors or network requests,
+one distribution plot per feature, a screenshot taken."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import pytest
+from chromium import Chromium
+from driftd_testutil import credit_config, read_jsonl, write_lines
+
+import driftd
+from driftd.cli import main
+from driftd.demo.credit import generate
+
+FEATURES = {
+    "income": {"kind": "numeric", "test": "ks", "threshold": 0.001},
+    "age": {"kind": "numeric", "test": "wasserstein_norm", "threshold": 0.1},
+    "debt_ratio": {"kind": "numeric", "test": "psi", "threshold": 0.1},
+    "region": {"kind": "categorical", "test": "chi2", "threshold": 0.001},
+    "has_mortgage": {"kind": "categorical", "test": "js", "threshold": 0.1},
+}
+NAMES = ["prediction", *FEATURES]  # the report puts the prediction first
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small demo-like run: v1 as the reference, then v1 and a bad v2 replayed."""
+    tmp = tmp_path_factory.mktemp("run")
+    cfg = credit_config(
+        tmp,
+        profile=tmp / "profile.json",
+        features=FEATURES,
+        window={"type": "sliding", "events": 2000, "step": 500},
+        policy={"min_events": 1000, "consecutive": 2, "cooldown_s": 0},
+    )
+    ref = write_lines(tmp / "reference.jsonl", generate(8000, version="v1", seed=1))
+    args = ["profile", "build", "-c", str(cfg), "--monitor", "credit", "--input", str(ref)]
+    assert main([*args, "--out", str(tmp / "profile.json")]) == 0
+    v1 = list(generate(5000, version="v1", seed=2))
+    v2 = list(generate(5000, version="v2", seed=3, score_shift=1.0, income_shift=0.2))
+    events = write_lines(tmp / "events.jsonl", v1 + v2)
+    out = tmp / "replay.jsonl"
+    assert main(["replay", "-c", str(cfg), str(events), "--out", str(out)]) == 0
+    assert any(o["type"] == "alert" for o in read_jsonl(out))
+    return {"cfg": cfg, "profile": tmp / "profile.json", "events": events, "replay": out}
+
+
+def check_in_browser(page: Path, shot: Path, n_features: int) -> dict[str, Any]:
+    with Chromium() as browser:
+        browser.open(page)
+        drawn = int(browser.wait_for("document.body && document.body.dataset.plotsDrawn"))
+        counts = browser.evaluate(
+            """({
+              plots: document.querySelectorAll('div.plot').length,
+              rendered: document.querySelectorAll('div.plot.js-plotly-plot .main-svg').length,
+              features: document.querySelectorAll('section.feature').length,
+              dist: Array.from(document.querySelectorAll('section.feature')).map(
+                s => s.querySelectorAll('.dist-plot.js-plotly-plot').length),
+              timeline: document.querySelectorAll('.timeline-plot.js-plotly-plot').length,
+              alerts: document.querySelectorAll('details.alert').length,
+              bars: document.querySelectorAll('.dist-plot .bars path').length
+            })"""
+        )
+        browser.screenshot(shot)
+        errors = browser.console_errors()
+        remote = browser.remote_requests()
+        requests = browser.requests()
+    assert errors == [], errors
+    assert remote == [], remote  # self-contained: nothing fetched at view time
+    assert requests == [page.resolve().as_uri()]
+    assert drawn == counts["plots"] and counts["rendered"] >= counts["plots"]
+    assert counts["features"] == n_features
+    assert counts["dist"] == [1] * n_features  # one distribution plot per feature
+    assert counts["bars"] > 0
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
+    return counts  # type: ignore[no-any-return]
+
+
+def test_replay_report_opens_in_chromium(run: dict[str, Path], tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    args = ["report", "--replay", str(run["replay"]), "-c", str(run["cfg"])]
+    assert main([*args, "--events", str(run["events"]), "--out", str(page)]) == 0
+    counts = check_in_browser(page, tmp_path / "report.png", len(NAMES))
+    assert counts["timeline"] == len(NAMES)  # statistic vs threshold over time, per feature
+    alerts = [o for o in read_jsonl(run["replay"]) if o["type"] == "alert"]
+    assert counts["alerts"] == len(alerts)
+    text = page.read_text()
+    for a in alerts:  # the payloads, as written by replay
+        assert a["id"] in text
+    assert "v1" in text and "v2" in text and "rollback to" in text
+
+
+def test_compare_report_opens_in_chromium(run: dict[str, Path], tmp_path: Path) -> None:
+    evs = [orjson.loads(x) for x in generate(3000, version="v2", seed=9, income_shift=0.3)]
+    current = pd.DataFrame([{**e["features"], "prediction": e["prediction"]} for e in evs])
+    page = driftd.report(
+        tmp_path / "compare.html",
+        reference=driftd.Profile.load(run["profile"]),
+        current=current,
+        config=run["cfg"],
+    )
+    check_in_browser(page, tmp_path / "compare.png", len(NAMES))
+    text = page.read_text()
+    assert re.search(r'data-feature="income"><h3>income.*?badge drifted', text)
+
+
+def test_replay_report_without_reference_has_timelines(
+    run: dict[str, Path], tmp_path: Path
+) -> None:
+    page = driftd.report(tmp_path / "bare.html", replay=run["replay"])
+    text = page.read_text()
+    assert text.count('class="plot timeline-plot"') == len(NAMES)
+    assert "dist-plot" not in text and "no reference profile given" in text
+
+
+def test_page_is_self_contained(run: dict[str, Path], tmp_path: Path) -> None:
+    page = driftd.report(tmp_path / "r.html", replay=run["replay"], profile=run["profile"])
+    text = page.read_text()
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", text)
+    assert text.count("<script") == 3  # plotly.js, the figures' data, the page's script
+    assert "plotly.js v" in text[:2000] or "plotly.js v" in text
+
+
+def test_report_cli_usage_errors(run: dict[str, Path], tmp_path: Path) -> None:
+    out = str(tmp_path / "x.html")
+    assert main(["report", "--out", out]) == 2
+    assert main(["report", "--out", out, "--replay", str(run["replay"]), "--current", "a"]) == 2
+    assert main(["report", "--out", out, "--current", str(run["events"])]) == 2  # no reference
