@@ -44,10 +44,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert main([*args, "--out", str(tmp / "profile.json")]) == 0
     v1 = list(generate(5000, version="v1", seed=2))
     v2 = list(generate(5000, version="v2", seed=3, score_shift=1.0, income_shift=0.2))
-    events = write_lines(tmp / "events.jsonl", v1 + v2)
+    fixed = list(generate(4000, version="v2", seed=4))  # v2 recovers: the alert resolves
+    events = write_lines(tmp / "events.jsonl", v1 + v2 + fixed)
     out = tmp / "replay.jsonl"
     assert main(["replay", "-c", str(cfg), str(events), "--out", str(out)]) == 0
-    assert any(o["type"] == "alert" for o in read_jsonl(out))
+    kinds = [o["event"] for o in read_jsonl(out) if o["type"] == "alert"]
+    assert kinds == ["drift.detected", "drift.resolved"]
     return {"cfg": cfg, "profile": tmp / "profile.json", "events": events, "replay": out}
 
 
@@ -64,7 +66,9 @@ def check_in_browser(page: Path, shot: Path, n_features: int) -> dict[str, Any]:
                 s => s.querySelectorAll('.dist-plot.js-plotly-plot').length),
               timeline: document.querySelectorAll('.timeline-plot.js-plotly-plot').length,
               alerts: document.querySelectorAll('details.alert').length,
-              bars: document.querySelectorAll('.dist-plot .bars path').length
+              bars: document.querySelectorAll('.dist-plot .bars path').length,
+              legend: Array.from(document.querySelectorAll('.timeline-plot .legendtext')).map(
+                t => t.textContent)
             })"""
         )
         browser.screenshot(shot)
@@ -91,6 +95,9 @@ def test_replay_report_opens_in_chromium(run: dict[str, Path], tmp_path: Path) -
     assert counts["timeline"] == len(NAMES)  # statistic vs threshold over time, per feature
     alerts = [o for o in read_jsonl(run["replay"]) if o["type"] == "alert"]
     assert counts["alerts"] == len(alerts)
+    # alert and resolve markers on every feature's timeline
+    assert counts["legend"].count("v2 detected") == len(NAMES)
+    assert counts["legend"].count("v2 resolved") == len(NAMES)
     text = page.read_text()
     for a in alerts:  # the payloads, as written by replay
         assert a["id"] in text
