@@ -102,22 +102,28 @@ def category_coder(
 
 
 class TableWindow:
-    """A whole table as a full window: the read interface of
-    :class:`driftd.windows.time.WindowView`, rows in table order, columns laid out as the
-    daemon's count window lays them out (one C-ordered block per kind)."""
+    """A whole table as one full window: the read interface of
+    :class:`driftd.windows.time.WindowView`, rows in table order.
+
+    Columns are kept one array each (a caller's float64 column is used as it is, not
+    copied): what evaluation reads from a window — the finite values, the missing count, the
+    category counts — does not depend on how the daemon's count window lays its columns out
+    (every test sorts or counts the values it is given)."""
 
     __slots__ = ("num", "cat", "filled")
 
-    def __init__(self, num: npt.NDArray[np.float64], cat: npt.NDArray[np.int32]) -> None:
+    def __init__(
+        self, num: list[npt.NDArray[np.float64]], cat: list[npt.NDArray[np.int32]], filled: int
+    ) -> None:
         self.num = num
         self.cat = cat
-        self.filled = int(num.shape[0])
+        self.filled = filled
 
     def num_column(self, j: int) -> npt.NDArray[np.float64]:
-        return self.num[: self.filled, j]
+        return self.num[j]
 
     def cat_column(self, j: int) -> npt.NDArray[np.int32]:
-        return self.cat[: self.filled, j]
+        return self.cat[j]
 
     def span(self) -> dict[str, Any]:
         return {"start_position": 1, "end_position": self.filled, "events": self.filled}

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from driftd.api import _engine
 from driftd.api.inputs import EventLines, event_columns, is_files, lines_of, table_columns
@@ -56,15 +57,34 @@ def compare(
     window size), quality limits and multiple-testing policy; ``features`` then picks a
     subset, and ``tests`` / ``thresholds`` override.
     """
+    key = None
+    if isinstance(reference, Profile) and config is None:
+        # A notebook compares one profile with table after table: resolve its settings and
+        # spec once per set of arguments (they depend on nothing else).
+        key = _cache_key(features, tests, thresholds, prediction)
+        hit = reference._specs.get(key) if key is not None else None
+        if hit is not None:
+            return _compare(hit[0], reference, hit[1], current, format)
     settings, ref = _reference(
-        reference, current, config, monitor, features, tests, thresholds, prediction, format
+        reference, config, monitor, features, tests, thresholds, prediction, format
     )
-    return _compare(settings, ref, current, format)
+    spec = _engine.spec_for(settings.monitor, ref.data, settings.index)
+    if key is not None:
+        if len(ref._specs) >= 8:
+            ref._specs.pop(next(iter(ref._specs)))
+        ref._specs[key] = (settings, spec)
+    return _compare(settings, ref, spec, current, format)
+
+
+def _cache_key(*args: Any) -> bytes | None:
+    try:
+        return orjson.dumps(args, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. FeatureConfig objects: no cache
+        return None
 
 
 def _reference(
     reference: Any,
-    current: Any,
     config: str | Path | Config | None,
     monitor: str | None,
     features: FeaturesArg,
@@ -88,7 +108,6 @@ def _reference(
                 features=features,
                 tests=tests,
                 thresholds=thresholds,
-                window_events=_rows_hint(current),
             )
         _engine.check_profile(settings.monitor, reference.data)
         if settings.monitor.prediction is not None and reference.data.prediction is None:
@@ -104,22 +123,13 @@ def _reference(
         prediction,
         fmt,
         "reference",
-        window_events=_rows_hint(current),
     )
     return settings, Profile._build(reference, settings, fmt, 0)
 
 
-def _rows_hint(current: Any) -> int:
-    if is_files(current):
-        return 10
-    try:
-        return table_columns(current).rows
-    except (TypeError, ValueError):
-        return 10
-
-
-def _compare(settings: Settings, ref: Profile, current: Any, fmt: str | None) -> DriftReport:
-    spec = _engine.spec_for(settings.monitor, ref.data, settings.index)
+def _compare(
+    settings: Settings, ref: Profile, spec: _engine.MonitorSpec, current: Any, fmt: str | None
+) -> DriftReport:
     window, rejected = current_window(spec, settings.schema, current, fmt)
     ev = _engine.evaluate_window(spec, window)
     r = ev.result
@@ -165,24 +175,26 @@ def current_window(
         cols, rejected = table_columns(current), 0
         by_path = {column_path(c, schema): c for c in cols}
     n = cols.rows
-    num = np.empty((n, spec.n_num), dtype=np.float64)
-    cat = np.empty((n, spec.n_cat), dtype=np.int32)
+    num: list[npt.NDArray[np.float64]] = [np.empty(0)] * spec.n_num
+    cat: list[npt.NDArray[np.int32]] = [np.empty(0, dtype=np.int32)] * spec.n_cat
     bad = np.zeros(n, dtype=bool)
     for f, path in zip(feats, paths, strict=True):
         values = _column(cols, by_path, path, f.name)
         if f.kind == "numeric":
-            num[:, f.column] = _numeric(values, f.name, bad)
+            num[f.column] = _numeric(values, f.name, bad)
         else:
             ref = f.ref
             assert isinstance(ref, CategoricalReference)
             fc = cfg.features[f.name] if f is not spec.prediction else cfg.prediction
             assert fc is not None
-            cat[:, f.column] = _codes(values, f.name, fc, ref.categories, bad)
+            cat[f.column] = _codes(values, f.name, fc, ref.categories, bad)
     if bad.any():
         keep = ~bad
-        num, cat = num[keep], cat[keep]
+        num = [c[keep] for c in num]
+        cat = [c[keep] for c in cat]
         rejected += int(bad.sum())
-    return _engine.TableWindow(num, cat), rejected
+        n -= int(bad.sum())
+    return _engine.TableWindow(num, cat, n), rejected
 
 
 def _column(
@@ -218,9 +230,11 @@ def _numeric(values: Any, name: str, bad: npt.NDArray[np.bool_]) -> npt.NDArray[
     """The decoder's ``to_float`` over a column: numbers and booleans as floats, missing and
     non-finite as NaN, anything else rejects its row."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        out = values.astype(np.float64)
-        out[~np.isfinite(out)] = np.nan
-        return out
+        # Non-finite values stay as they are: evaluation reads only the finite ones and
+        # counts the others as missing, exactly as it counts the decoder's NaN.
+        if values.dtype == np.float64:
+            return values
+        return values.astype(np.float64)
     vals = values.tolist() if isinstance(values, np.ndarray) else values
     out = np.empty(len(vals), dtype=np.float64)
     to_float, reject = _engine.to_float, _engine.Reject

@@ -115,10 +115,12 @@ def describe(
     features: FeaturesArg,
     tests: str | PerFeature | None,
     thresholds: float | PerFeature | None,
-    window_events: int,
+    window_events: int = 10_000,
     schema: SchemaConfig | None = None,
 ) -> Settings:
-    """A monitor made up from arguments; ``kinds`` are the reference's features and kinds."""
+    """A monitor made up from arguments; ``kinds`` are the reference's features and kinds.
+    Without calibration the window size is only nominal (``window_events``): a comparison's
+    window is the whole current table, whatever its length."""
     chosen: dict[str, FeatureConfig] = {}
     if features is None:
         items: list[tuple[str, Any]] = [(n, None) for n in kinds]

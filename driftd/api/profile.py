@@ -4,6 +4,7 @@ as the very file ``driftd profile build`` writes (and loaded from one)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,13 @@ class Profile:
     quantile bins for numeric features, category counts for categorical ones), plus the
     thresholds calibrated on it when the monitor's config asks for calibration."""
 
-    __slots__ = ("data", "settings")
+    __slots__ = ("data", "settings", "_specs")
 
     def __init__(self, data: _engine.ProfileData, settings: Settings | None = None) -> None:
         self.data = data
         self.settings = settings
+        # compare()'s resolved settings and specs, by its arguments
+        self._specs: dict[bytes, tuple[Settings, _engine.MonitorSpec]] = {}
 
     # ------------------------------------------------------------------ build / save / load
 
@@ -78,6 +81,8 @@ class Profile:
         # As `driftd profile build`: resolve the spec now, which stores calibrated thresholds
         # in the profile when the monitor asks for calibration.
         _engine.spec_for(settings.monitor, prof, settings.index)
+        # The id a saved file will carry (a digest of the content, computed once).
+        prof = replace(prof, id=str(prof.to_json()["id"]))
         return cls(prof, settings)
 
     @staticmethod
@@ -91,7 +96,6 @@ class Profile:
         prediction: bool | Kind | None,
         fmt: str | None,
         name: str,
-        window_events: int = 10,
     ) -> Settings:
         if config is not None:
             return override(from_config(config, monitor), features, tests, thresholds)
@@ -113,7 +117,6 @@ class Profile:
             features=features,
             tests=tests,
             thresholds=thresholds,
-            window_events=window_events,
         )
 
     def save(self, path: str | Path) -> str:
@@ -134,8 +137,7 @@ class Profile:
 
     @property
     def id(self) -> str:
-        """The content digest (the id ``driftd`` puts in alerts); empty until saved or
-        loaded."""
+        """The content digest (the id ``driftd`` puts in alerts)."""
         return self.data.id or str(self.data.to_json()["id"])
 
     @property

@@ -199,10 +199,9 @@ def from_compare(
 ) -> ReportModel:
     from driftd.api.compare import _compare
 
-    settings, ref = _reference(
-        reference, current, config, monitor, features, tests, thresholds, None, fmt
-    )
-    rep = _compare(settings, ref, current, fmt)
+    settings, ref = _reference(reference, config, monitor, features, tests, thresholds, None, fmt)
+    spec = _engine.spec_for(settings.monitor, ref.data, settings.index)
+    rep = _compare(settings, ref, spec, current, fmt)
     ev = rep._evaluation
     assert ev is not None
     window = ev.window
@@ -462,7 +461,6 @@ def _replay_spec(
             features=None,
             tests=None,
             thresholds=None,
-            window_events=10,
         )
     _engine.check_profile(settings.monitor, prof.data)
     # Distributions need the layout and references only: never calibrate for a picture.
