@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -209,10 +208,9 @@ def api_compare(ref_data: F64, cur: F64, repeat: int) -> dict[str, Any]:
     ``api_compare_by_test``: the same for each of the seven tests (``tests=name``).
     """
     import driftd
-    from driftd.api._engine import evaluate_window, spec_for
+    from driftd.api._engine import evaluate_window
+    from driftd.api.comparison import current_window
     from driftd.config import SchemaConfig
-
-    current_window = sys.modules["driftd.api.compare"].current_window
 
     names = [f"f{j}" for j in range(ref_data.shape[1])]
     ref_table = {n: ref_data[:, j] for j, n in enumerate(names)}
@@ -254,7 +252,6 @@ def api_compare(ref_data: F64, cur: F64, repeat: int) -> dict[str, Any]:
             "raw_kernels_ms": round(best["raw"], 3),
         }
 
-    spec_for  # noqa: B018 - imported for the docs' sake: compare resolves specs with it
     auto = measure(None)
     by_test = {name: measure(name) for name in TESTS}
     tables_ms = best_of(lambda: driftd.compare(ref_table, cur_table), max(1, repeat // 3))

@@ -3,7 +3,7 @@ as the daemon does (its own code, reached through :mod:`driftd.api._engine`)."""
 
 from __future__ import annotations
 
-from driftd.api.compare import compare
+from driftd.api.comparison import compare
 from driftd.api.profile import Profile
 from driftd.api.result import DriftReport, FeatureResult
 

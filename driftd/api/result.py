@@ -32,6 +32,7 @@ class FeatureResult:
     quality: dict[str, float]
     # the p-value level after multiple-testing correction (policy.multiple_testing), if any
     adjusted_threshold: float | None = None
+    warn_threshold: float | None = None  # the configured earlier "warning" level, if any
 
     def to_dict(self) -> dict[str, Any]:
         """As in a replay ``evaluation`` line's ``features`` (plus ``kind``)."""
@@ -47,6 +48,8 @@ class FeatureResult:
         }
         if self.adjusted_threshold is not None:
             d["adjusted_threshold"] = self.adjusted_threshold
+        if self.warn_threshold is not None:
+            d["warn_threshold"] = self.warn_threshold
         return d
 
 
@@ -180,4 +183,5 @@ def feature_result(name: str, kind: str, d: dict[str, Any]) -> FeatureResult:
         level=str(d.get("level", "critical" if d["drifted"] else "ok")),
         quality=dict(d.get("quality", {})),
         adjusted_threshold=d.get("adjusted_threshold"),
+        warn_threshold=d.get("warn_threshold"),
     )

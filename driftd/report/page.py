@@ -226,18 +226,25 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _feature_result_table(f: FeatureView) -> str:
-    r = f.result or {}
-    row = {
-        "test": r.get("test"),
-        "statistic": r.get("statistic"),
-        "p-value": r.get("p_value"),
-        "threshold": r.get("threshold"),
-        "drifted": r.get("drifted"),
-    }
-    for q, v in (r.get("quality") or {}).items():
-        row[q.replace("_", " ")] = v
+    def row(r: dict[str, Any], version: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": version} if version is not None else {}
+        out.update(
+            {
+                "test": r.get("test"),
+                "statistic": r.get("statistic"),
+                "p-value": r.get("p_value"),
+                "threshold": r.get("threshold"),
+                "drifted": r.get("drifted"),
+            }
+        )
+        for q, v in (r.get("quality") or {}).items():
+            out[q.replace("_", " ")] = v
+        return out
+
+    if f.per_version:
+        return "<p class='muted'>by version</p>" + _table([row(r, v) for v, r in f.per_version])
     label = "last evaluation" if f.tracks else "result"
-    return f"<p class='muted'>{label}</p>" + _table([row])
+    return f"<p class='muted'>{label}</p>" + _table([row(f.result or {}, None)])
 
 
 CSS = """

@@ -68,7 +68,8 @@ def check_in_browser(page: Path, shot: Path, n_features: int) -> dict[str, Any]:
               alerts: document.querySelectorAll('details.alert').length,
               bars: document.querySelectorAll('.dist-plot .bars path').length,
               legend: Array.from(document.querySelectorAll('.timeline-plot .legendtext')).map(
-                t => t.textContent)
+                t => t.textContent),
+              dist_legend: document.querySelectorAll('.dist-plot .legendtext').length
             })"""
         )
         browser.screenshot(shot)
@@ -113,9 +114,32 @@ def test_compare_report_opens_in_chromium(run: dict[str, Path], tmp_path: Path) 
         current=current,
         config=run["cfg"],
     )
-    check_in_browser(page, tmp_path / "compare.png", len(NAMES))
+    counts = check_in_browser(page, tmp_path / "compare.png", len(NAMES))
+    assert counts["timeline"] == 0
     text = page.read_text()
     assert re.search(r'data-feature="income"><h3>income.*?badge drifted', text)
+    assert 'id="versions"' not in text  # one current table, no version column
+
+
+def test_compare_report_puts_versions_side_by_side(run: dict[str, Path], tmp_path: Path) -> None:
+    v1 = [orjson.loads(x) for x in generate(2000, version="v1", seed=10)]
+    v2 = [orjson.loads(x) for x in generate(2000, version="v2", seed=11, score_shift=1.0)]
+    rows = [
+        {**e["features"], "prediction": e["prediction"], "model_version": e["model_version"]}
+        for e in v1 + v2
+    ]
+    current = write_lines(tmp_path / "current.jsonl", [orjson.dumps(e) for e in v1 + v2])
+    for name, data in (("table", pd.DataFrame(rows)), ("file", current)):
+        page = driftd.report(
+            tmp_path / f"{name}.html", reference=driftd.Profile.load(run["profile"]), current=data
+        )
+        text = page.read_text()
+        assert 'id="versions"' in text and text.count("by version") == len(NAMES)
+        one = driftd.compare(driftd.Profile.load(run["profile"]), pd.DataFrame(rows[2000:]))
+        assert one.prediction is not None and one.prediction.drifted
+        assert re.search(r'data-feature="prediction"><h3>.*?badge drifted', text)
+    counts = check_in_browser(page, tmp_path / "versions.png", len(NAMES))
+    assert counts["dist_legend"] == 3 * len(NAMES)  # reference, v1, v2 in every plot
 
 
 def test_replay_report_without_reference_has_timelines(
