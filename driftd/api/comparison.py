@@ -212,9 +212,14 @@ def _column(
         if outer is not None:
             rest = path[k:]
             return [_dig(v, rest) for v in cols.values_of(outer)]
+    if name == "prediction":
+        raise ConfigError(
+            "prediction",
+            f"the current data has no column for the prediction ({'.'.join(path)});"
+            " pass prediction=False to leave it out",
+        )
     raise ConfigError(
-        f"features.{name}" if name != "prediction" else "prediction",
-        f"the current data has no column for {name!r} ({'.'.join(path)})",
+        f"features.{name}", f"the current data has no column for {name!r} ({'.'.join(path)})"
     )
 
 
