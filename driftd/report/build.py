@@ -73,6 +73,26 @@ class FeatureView:
 
 
 @dataclass
+class MetricTrack:
+    """One version's values of one performance metric over its evaluations: measured on
+    labels (with the interval the comparison with the baseline implies), or estimated."""
+
+    name: str
+    x: list[int]
+    value: list[float | None]
+    low: list[float | None]
+    high: list[float | None]
+    baseline: list[float | None]
+    alerts: list[tuple[int, str]]
+
+
+@dataclass
+class MetricView:
+    metric: str
+    tracks: list[MetricTrack]
+
+
+@dataclass
 class ReportModel:
     mode: str  # compare | replay
     monitor: str
@@ -82,6 +102,7 @@ class ReportModel:
     shares: list[Track] = field(default_factory=list)  # drift share over time per version
     alerts: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    performance: list[MetricView] = field(default_factory=list)
     generated: str = field(
         default_factory=lambda: (
             datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -495,7 +516,85 @@ def from_replay(
         )
     if spec is not None:
         summary.append(("reference", f"{spec.profile.id} ({spec.profile.events:,} events)"))
-    return ReportModel("replay", monitor, summary, feats, versions, shares, alerts, notes)
+    perf = _performance(lines, monitor)
+    if perf:
+        n_perf = sum(1 for a in alerts if a.get("event") == "performance.degraded")
+        summary.insert(
+            1, ("performance", f"{n_perf} degradation alert{'s' if n_perf != 1 else ''}")
+        )
+    return ReportModel("replay", monitor, summary, feats, versions, shares, alerts, notes, perf)
+
+
+PERF_METRICS = 4  # metrics drawn when no comparison names them
+
+
+def _performance(lines: list[dict[str, Any]], monitor: str) -> list[MetricView]:
+    """Measured (``performance`` lines) and estimated (``performance_estimate``) metrics
+    over time, per version, with degradation alerts."""
+    measured = [o for o in lines if o.get("type") == "performance" and o.get("monitor") == monitor]
+    estimated = [
+        o for o in lines if o.get("type") == "performance_estimate" and o.get("monitor") == monitor
+    ]
+    if not measured and not estimated:
+        return []
+    compared = list(dict.fromkeys(k for o in measured for k in o.get("comparisons") or {}))
+    metrics = (
+        compared
+        or list(dict.fromkeys(k for o in measured + estimated for k in o.get("metrics") or {}))[
+            :PERF_METRICS
+        ]
+    )
+    alerts: dict[str, list[tuple[int, str]]] = {}
+    for a in lines:
+        if a.get("type") == "alert" and str(a.get("event", "")).startswith("performance."):
+            pos = (a.get("window") or {}).get("end_position")
+            if pos is not None and a.get("monitor") == monitor:
+                alerts.setdefault(str(a.get("model_version")), []).append((int(pos), a["event"]))
+    views = []
+    for metric in metrics:
+        tracks = []
+        for kind, rows in (("", measured), (" estimated", estimated)):
+            for version in dict.fromkeys(str(o.get("model_version")) for o in rows):
+                mine = [o for o in rows if str(o.get("model_version")) == version]
+                xs: list[int] = []
+                vals: list[float | None] = []
+                lows: list[float | None] = []
+                highs: list[float | None] = []
+                bases: list[float | None] = []
+                for o in mine:
+                    m = (o.get("metrics") or {}).get(metric)
+                    pos = (o.get("window") or {}).get("end_position")
+                    if m is None or pos is None:
+                        continue
+                    xs.append(int(pos))
+                    if isinstance(m, Mapping):  # an estimate with its interval
+                        vals.append(m.get("estimate"))
+                        lows.append(m.get("lower"))
+                        highs.append(m.get("upper"))
+                        bases.append(None)
+                        continue
+                    vals.append(float(m))
+                    c = (o.get("comparisons") or {}).get(metric) or {}
+                    base, ci = c.get("baseline"), c.get("ci") or [None, None]
+                    ok = base is not None and None not in ci
+                    lows.append(base + ci[0] if ok else None)
+                    highs.append(base + ci[1] if ok else None)
+                    bases.append(base)
+                if xs:
+                    tracks.append(
+                        MetricTrack(
+                            version + kind,
+                            xs,
+                            vals,
+                            lows,
+                            highs,
+                            bases,
+                            alerts.get(version, []) if not kind else [],
+                        )
+                    )
+        if tracks:
+            views.append(MetricView(metric, tracks))
+    return views
 
 
 def _replay_spec(

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from driftd.errors import ConfigError
-from driftd.report.build import Distribution, FeatureView, ReportModel, Track
+from driftd.report.build import Distribution, FeatureView, MetricView, ReportModel, Track
 
 COLORS = ("#2a6fdb", "#e8590c", "#2b8a3e", "#ae3ec9", "#d6336c", "#1098ad", "#f59f00", "#495057")
 REFERENCE = "#868e96"
@@ -191,6 +191,75 @@ def share_figure(go: Any, tracks: list[Track]) -> Any:
     return fig
 
 
+def performance_figure(go: Any, view: MetricView) -> Any:
+    """A metric per version over time: the value, the interval the comparison with the
+    baseline implies (or an estimate's interval) as error bars, the baseline dashed, and
+    degradation / resolution alerts."""
+    fig = go.Figure()
+    for i, t in enumerate(view.tracks):
+        c = _color(i)
+        vals = [_finite(v) for v in t.value]
+        up = [None if h is None or v is None else h - v for v, h in zip(vals, t.high, strict=True)]
+        down = [
+            None if lo is None or v is None else v - lo for v, lo in zip(vals, t.low, strict=True)
+        ]
+        bars = any(x is not None for x in up)
+        fig.add_trace(
+            go.Scatter(
+                x=t.x,
+                y=vals,
+                mode="lines+markers",
+                name=t.name,
+                line={"color": c, "dash": "dot" if t.name.endswith("estimated") else "solid"},
+                marker={"size": 5},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": up,
+                    "arrayminus": down,
+                    "visible": bars,
+                    "thickness": 1,
+                },
+                hovertemplate=view.metric
+                + " %{y:.4g} at position %{x}<extra>"
+                + html.escape(t.name)
+                + "</extra>",
+            )
+        )
+        if any(b is not None for b in t.baseline):
+            fig.add_trace(
+                go.Scatter(
+                    x=t.x,
+                    y=[_finite(b) for b in t.baseline],
+                    mode="lines",
+                    name=f"{t.name} baseline",
+                    line={"color": c, "dash": "dash", "width": 1},
+                    hovertemplate="baseline %{y:.4g}<extra></extra>",
+                )
+            )
+        at = dict(zip(t.x, vals, strict=True))
+        for event, color, symbol in (
+            ("performance.degraded", ALERT, "triangle-up"),
+            ("performance.resolved", RESOLVE, "triangle-down"),
+        ):
+            pts = [p for p, e in t.alerts if e == event and p in at]
+            if pts:
+                fig.add_trace(
+                    go.Scatter(
+                        x=pts,
+                        y=[at[p] for p in pts],
+                        mode="markers",
+                        name=f"{t.name} {event.split('.')[1]}",
+                        marker={"color": color, "size": 14, "symbol": symbol},
+                        hovertemplate=event + " at position %{x}<extra></extra>",
+                    )
+                )
+    fig.update_layout(
+        **_layout(f"{view.metric} by version", "labelled window end (events read)", view.metric)
+    )
+    return fig
+
+
 def _finite(v: Any) -> float | None:
     if v is None:
         return None
@@ -326,6 +395,15 @@ def render(model: ReportModel, title: str | None = None) -> str:
                 f'<div class="plots">{plot(share_figure(go, model.shares), "share-plot")}</div>'
             )
         parts.append("</section>")
+
+    if model.performance:
+        parts.append('<section id="performance"><h2>Performance</h2><div class="plots">')
+        for view in model.performance:
+            parts.append(plot(performance_figure(go, view), "performance-plot"))
+        parts.append(
+            "</div><p class='muted'>error bars: the interval of the difference with the"
+            " baseline (or of an estimate)</p></section>"
+        )
 
     parts.append('<section id="features"><h2>Features</h2>')
     for f in model.features:

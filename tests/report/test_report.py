@@ -164,3 +164,70 @@ def test_report_cli_usage_errors(run: dict[str, Path], tmp_path: Path) -> None:
     assert main(["report", "--out", out]) == 2
     assert main(["report", "--out", out, "--replay", str(run["replay"]), "--current", "a"]) == 2
     assert main(["report", "--out", out, "--current", str(run["events"])]) == 2  # no reference
+
+
+def test_performance_lines_are_drawn(tmp_path: Path) -> None:
+    """`performance` (measured on labels) and `performance_estimate` lines: one plot per
+    compared metric, with the comparison's interval and the degradation alert."""
+
+    def ev(version: str, pos: int) -> dict[str, Any]:
+        feat = {"test": "ks", "statistic": 0.01, "p_value": 0.5, "threshold": 0.01}
+        return {
+            "type": "evaluation",
+            "monitor": "credit",
+            "model": "m",
+            "model_version": version,
+            "segment": None,
+            "window": {"start_position": pos - 99, "end_position": pos, "events": 100},
+            "features": {"x": {**feat, "drifted": False, "level": "ok", "quality": {}}},
+            "prediction": None,
+            "drift_share": 0.0,
+            "drifted": False,
+            "state": "ok",
+        }
+
+    def perf(version: str, pos: int, acc: float) -> dict[str, Any]:
+        comp = {"metric": "accuracy", "current": acc, "baseline": 0.77, "difference": acc - 0.77}
+        return {
+            "type": "performance",
+            "monitor": "credit",
+            "model_version": version,
+            "window": {"events": 100, "end_position": pos},
+            "metrics": {"accuracy": acc, "precision": 0.7, "recall": 0.6},
+            "comparisons": {"accuracy": {**comp, "ci": [-0.05, -0.01]}},
+            "degraded": acc < 0.75,
+        }
+
+    lines = [ev("v1", 100), ev("v2", 200), perf("v2", 200, 0.76), perf("v2", 300, 0.72)]
+    lines.append(
+        {
+            "type": "alert",
+            "event": "performance.degraded",
+            "monitor": "credit",
+            "model_version": "v2",
+            "window": {"end_position": 300, "events": 100},
+            "id": "perf-alert-1",
+        }
+    )
+    est = {"estimate": 0.74, "lower": 0.7, "upper": 0.78}
+    lines.append(
+        {
+            "type": "performance_estimate",
+            "monitor": "credit",
+            "model_version": "v2",
+            "window": {"end_position": 300},
+            "metrics": {"accuracy": est},
+        }
+    )
+    page = driftd.report(tmp_path / "perf.html", replay=lines)
+    text = page.read_text()
+    assert text.count('class="plot performance-plot"') == 1  # compared metrics only
+    assert "perf-alert-1" in text and "1 degradation alert" in text
+    from driftd.report.build import from_replay
+
+    (view,) = from_replay(lines).performance
+    measured, estimated = view.tracks
+    assert (measured.name, measured.x, measured.value) == ("v2", [200, 300], [0.76, 0.72])
+    assert measured.low == [pytest.approx(0.72), pytest.approx(0.72)]
+    assert measured.alerts == [(300, "performance.degraded")]
+    assert (estimated.name, estimated.value, estimated.low) == ("v2 estimated", [0.74], [0.7])
