@@ -114,22 +114,18 @@ def test_partial_windows_get_proportionally_larger_thresholds() -> None:
     from driftd.stats import get_test
 
     ref = build_numeric(np.random.default_rng(0).normal(size=100_000))
-    js = FeatureSpec(
-        "x", "numeric", 0, ref, get_test("js"), 0.03, calibrated=True, calibrated_window=5000
-    )
+    js = FeatureSpec("x", "numeric", 0, ref, get_test("js"), 0.03, calibrated=True,
+                     calibrated_window=5000)
     assert effective_threshold(js, 5000) == 0.03
     # distances shrink like n'^-1/2: a 1000-event window needs about sqrt(5) x the level
-    assert effective_threshold(js, 1000) == pytest.approx(
-        0.03 * (1 / (1 / 5000 + 1e-5) / (1 / (1 / 1000 + 1e-5))) ** 0.5
-    )
-    psi = FeatureSpec(
-        "x", "numeric", 0, ref, get_test("psi"), 0.02, calibrated=True, calibrated_window=5000
-    )
+    assert effective_threshold(js, 1000) == pytest.approx(0.03 * (1 / (1 / 5000 + 1e-5) / (
+        1 / (1 / 1000 + 1e-5))) ** 0.5)
+    psi = FeatureSpec("x", "numeric", 0, ref, get_test("psi"), 0.02, calibrated=True,
+                      calibrated_window=5000)
     ratio = (1 / (1 / 5000 + 1e-5)) / (1 / (1 / 2500 + 1e-5))  # n'(5000) / n'(2500)
     assert effective_threshold(psi, 2500) == pytest.approx(0.02 * ratio)  # ∝ n'^-1
-    ks = FeatureSpec(
-        "x", "numeric", 0, ref, get_test("ks"), 1e-4, calibrated=True, calibrated_window=5000
-    )
+    ks = FeatureSpec("x", "numeric", 0, ref, get_test("ks"), 1e-4, calibrated=True,
+                     calibrated_window=5000)
     assert effective_threshold(ks, 1000) == 1e-4  # p-value levels do not depend on n
     fixed = FeatureSpec("x", "numeric", 0, ref, get_test("js"), 0.1)
     assert effective_threshold(fixed, 1000) == 0.1  # configured thresholds are used as given

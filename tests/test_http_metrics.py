@@ -64,13 +64,8 @@ def test_registry_samples(engine: Engine) -> None:
     assert v("driftd_drift_threshold", labels) == 0.2
     ks = {"monitor": "credit", "model_version": "v1", "feature": "income", "test": "ks"}
     assert 0 <= v("driftd_drift_p_value", ks) <= 1  # type: ignore[operator]
-    assert (
-        v(
-            "driftd_feature_drifted",
-            {"monitor": "credit", "model_version": "v2", "feature": "prediction"},
-        )
-        == 1
-    )
+    assert v("driftd_feature_drifted", {"monitor": "credit", "model_version": "v2",
+                                        "feature": "prediction"}) == 1
     assert v("driftd_window_events", {"monitor": "credit", "model_version": "v1"}) == 2000
     assert v("driftd_alerts_total", {"monitor": "credit", "severity": "critical"}) == 1
     assert v("driftd_evaluation_duration_seconds_count") == 10  # 5 + 5 steps of 500 after 1000

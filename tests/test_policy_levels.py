@@ -22,12 +22,8 @@ def specs(thr: float, n: int) -> tuple[FeatureSpec, ...]:
 
 def results(ps: list[float], thr: float) -> dict[str, dict[str, Any]]:
     return {
-        f"f{i}": {
-            "p_value": p,
-            "drifted": p < thr,
-            "level": "critical" if p < thr else "ok",
-            "threshold": thr,
-        }
+        f"f{i}": {"p_value": p, "drifted": p < thr, "level": "critical" if p < thr else "ok",
+                  "threshold": thr}
         for i, p in enumerate(ps)
     }
 
@@ -59,8 +55,7 @@ def test_none_or_single_test_untouched() -> None:
 def test_warning_level_alerts_without_rollback(tmp_path: Path) -> None:
     profile = build_credit_profile(tmp_path)
     cfg = credit_config(
-        tmp_path,
-        profile=profile,
+        tmp_path, profile=profile,
         prediction={"kind": "numeric", "test": "psi", "threshold": 5.0, "warn_threshold": 0.2},
         webhook_url="http://127.0.0.1:9/never",
     )

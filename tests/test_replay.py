@@ -286,4 +286,4 @@ def test_invented_versions_are_bounded_and_the_live_one_survives(
     text = "\n".join(
         f"{s.name} {s.value}" for f in build_registry(engine, {}).collect() for s in f.samples
     )
-    assert "driftd_versions_evicted_total" in text or "driftd_versions_evicted" in text
+    assert 'driftd_versions_evicted_total' in text or "driftd_versions_evicted" in text

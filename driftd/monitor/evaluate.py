@@ -60,7 +60,6 @@ class MonitorSpec:
 
     def for_segment(self, key: tuple[str, ...]) -> MonitorSpec:
         return self.segment_specs.get(key, self)
-
     # Reference mode: "profile", or "warmup" / "version" (this spec is then the layout only:
     # references are built at run time, see driftd.monitor.refmodes) with categories learnt as they
     # appear, up to ``open_categories`` labels per feature.
