@@ -1,8 +1,8 @@
 """The HTML report: one self-contained page (plotly.js and the data inline) per run.
 
 This module is imported with ``import driftd`` (``driftd.report`` is the function below), so
-it imports nothing heavy itself; the work is in :mod:`driftd.report.build` and
-:mod:`driftd.report.page`.
+it imports nothing heavy itself; the work is in :mod:`driftd.report.compared`,
+:mod:`driftd.report.replayed` and :mod:`driftd.report.page`.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def report(
     profile from ``config`` when given) and ``events`` (the replay input, to overlay each
     version's data on the reference).
     """
-    from driftd.report.build import from_compare, from_replay
+    from driftd.report.compared import from_compare
     from driftd.report.page import write_page
+    from driftd.report.replayed import from_replay
 
     if replay is not None:
         if reference is not None or current is not None:

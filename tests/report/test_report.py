@@ -223,7 +223,7 @@ def test_performance_lines_are_drawn(tmp_path: Path) -> None:
     text = page.read_text()
     assert text.count('class="plot performance-plot"') == 1  # compared metrics only
     assert "perf-alert-1" in text and "1 degradation alert" in text
-    from driftd.report.build import from_replay
+    from driftd.report.replayed import from_replay
 
     (view,) = from_replay(lines).performance
     measured, estimated = view.tracks

@@ -1,325 +1,35 @@
-"""What a report shows, computed from (a) a comparison or (b) a replay output: plain data
-(:class:`ReportModel`) that :mod:`driftd.report.page` draws. No plotting here."""
+"""Report (b): a `driftd replay` output — statistics over time per version with alert and
+resolve markers, quality over time, the versions side by side, performance, the alert
+payloads; with the reference profile and the replay input, the distributions."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
-from driftd._version import __version__
 from driftd.api import _engine
-from driftd.api.comparison import _reference, current_window
-from driftd.api.inputs import EventLines, is_files, lines_of
+from driftd.api.comparison import current_window
+from driftd.api.inputs import EventLines, lines_of
 from driftd.api.monitor import Settings, describe, from_config
 from driftd.api.profile import Profile
 from driftd.config import Config, ProfileReference, SchemaConfig
 from driftd.errors import ConfigError
-from driftd.io import Columns, to_columns
-from driftd.reference.features import CategoricalReference, NumericReference
-
-NUM_BINS = 40
-MAX_CATEGORIES = 30
-TAIL = 0.005  # histogram range: the 0.5 % … 99.5 % quantiles of reference and current
-QUALITY = ("missing_rate", "out_of_range_rate", "unseen_rate")
-
-
-@dataclass
-class Series:
-    name: str
-    shares: list[float]
-    events: int
-
-
-@dataclass
-class Distribution:
-    kind: str  # numeric | categorical
-    x: list[Any]  # bin centres, or category labels
-    width: list[float]  # bin widths (numeric)
-    series: list[Series]
-    note: str = ""
-
-
-@dataclass
-class Track:
-    """One version's (or segment's) values over its evaluations."""
-
-    name: str
-    x: list[int]  # window end positions (events read)
-    ts: list[str | None]  # window end times
-    statistic: list[float | None]
-    threshold: list[float | None]
-    quality: dict[str, list[float | None]]
-    alerts: list[tuple[int, str, bool]]  # (position, event, this feature among the reasons)
-
-
-@dataclass
-class FeatureView:
-    name: str
-    kind: str
-    test: str
-    verdict: str  # drifted | warning | ok | undefined
-    result: dict[str, Any] | None  # the last (or only) evaluation of the feature
-    distribution: Distribution | None
-    tracks: list[Track] = field(default_factory=list)
-    per_version: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (a), split
-
-
-@dataclass
-class MetricTrack:
-    """One version's values of one performance metric over its evaluations: measured on
-    labels (with the interval the comparison with the baseline implies), or estimated."""
-
-    name: str
-    x: list[int]
-    value: list[float | None]
-    low: list[float | None]
-    high: list[float | None]
-    baseline: list[float | None]
-    alerts: list[tuple[int, str]]
-
-
-@dataclass
-class MetricView:
-    metric: str
-    tracks: list[MetricTrack]
-
-
-@dataclass
-class ReportModel:
-    mode: str  # compare | replay
-    monitor: str
-    summary: list[tuple[str, str]]
-    features: list[FeatureView]
-    versions: list[dict[str, Any]] = field(default_factory=list)
-    shares: list[Track] = field(default_factory=list)  # drift share over time per version
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    performance: list[MetricView] = field(default_factory=list)
-    generated: str = field(
-        default_factory=lambda: (
-            datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        )
-    )
-    version: str = __version__
-
-
-# ---------------------------------------------------------------- distributions
-
-
-def _numeric_distribution(
-    ref: NumericReference, currents: Sequence[tuple[str, npt.NDArray[np.float64]]]
-) -> Distribution:
-    parts = [ref.sample] + [c[np.isfinite(c)] for _, c in currents]
-    parts = [p for p in parts if p.size]
-    if not parts:
-        return Distribution("numeric", [], [], [], "no values")
-    lo = min(float(np.quantile(p, TAIL)) for p in parts)
-    hi = max(float(np.quantile(p, 1 - TAIL)) for p in parts)
-    if not hi > lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, NUM_BINS + 1)
-    centres = ((edges[:-1] + edges[1:]) / 2).tolist()
-    width = np.diff(edges).tolist()
-
-    def shares(values: npt.NDArray[np.float64]) -> list[float]:
-        if values.size == 0:
-            return [0.0] * NUM_BINS
-        idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, NUM_BINS - 1)
-        return [float(x) for x in np.bincount(idx, minlength=NUM_BINS) / values.size]
-
-    series = [Series("reference", shares(ref.sample), ref.count)]
-    for name, cur in currents:
-        finite = cur[np.isfinite(cur)]
-        series.append(Series(name, shares(finite), int(finite.size)))
-    note = (
-        f"reference: {ref.sample.size:,} of {ref.count:,} values (the profile's sample);"
-        " values beyond the 0.5–99.5 % quantiles are drawn in the edge bins"
-    )
-    return Distribution("numeric", centres, width, series, note)
-
-
-def _categorical_distribution(
-    ref: CategoricalReference, currents: Sequence[tuple[str, npt.NDArray[np.int32]]]
-) -> Distribution:
-    k = len(ref.categories)
-    order = sorted(range(k), key=lambda i: -int(ref.counts[i]))[:MAX_CATEGORIES]
-    labels = [ref.categories[i] for i in order] + ["(unseen)"]
-    total = max(int(ref.counts.sum()), 1)
-    series = [Series("reference", [int(ref.counts[i]) / total for i in order] + [0.0], ref.count)]
-    for name, codes in currents:
-        present = codes[codes >= 0]
-        counts = np.bincount(present, minlength=k + 1)
-        n = max(int(present.size), 1)
-        series.append(
-            Series(
-                name, [int(counts[i]) / n for i in order] + [int(counts[k]) / n], int(present.size)
-            )
-        )
-    note = "" if k <= MAX_CATEGORIES else f"the {MAX_CATEGORIES} most frequent of {k} categories"
-    return Distribution("categorical", labels, [], series, note)
-
-
-def _distribution(
-    spec_feature: _engine.FeatureSpec, currents: Sequence[tuple[str, _engine.TableWindow]]
-) -> Distribution:
-    ref = spec_feature.ref
-    if isinstance(ref, NumericReference):
-        return _numeric_distribution(
-            ref, [(n, w.num_column(spec_feature.column)) for n, w in currents]
-        )
-    return _categorical_distribution(
-        ref, [(n, w.cat_column(spec_feature.column)) for n, w in currents]
-    )
-
-
-def _spec_features(spec: _engine.MonitorSpec) -> list[_engine.FeatureSpec]:
-    """The prediction first (the model's output is what a rollback is about), then the
-    features in config order."""
-    return [*([spec.prediction] if spec.prediction is not None else []), *spec.features]
-
-
-def _verdict(r: Mapping[str, Any] | None) -> str:
-    if r is None:
-        return "undefined"
-    if r.get("drifted"):
-        return "drifted"
-    if r.get("level") == "warning":
-        return "warning"
-    if r.get("statistic") is None:
-        return "undefined"
-    return "ok"
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return "NaN" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
-
-
-# ---------------------------------------------------------------- (a) a comparison
-
-
-def from_compare(
-    reference: Any,
-    current: Any,
-    *,
-    config: str | Path | Config | None = None,
-    monitor: str | None = None,
-    features: Any = None,
-    tests: Any = None,
-    thresholds: Any = None,
-    fmt: str | None = None,
-) -> ReportModel:
-    """One comparison; when the current data carries several model versions (its
-    ``model_version`` column or field), one comparison per version, side by side."""
-    from driftd.api.comparison import _compare
-
-    settings, ref = _reference(reference, config, monitor, features, tests, thresholds, None, fmt)
-    spec = _engine.spec_for(settings.monitor, ref.data, settings.index)
-    parts = _by_version(current, settings.schema, fmt) or [("current", current)]
-    reps = [(name, _compare(settings, ref, spec, part, fmt)) for name, part in parts]
-    split = len(reps) > 1
-    feats = []
-    for f in _spec_features(spec):
-        results = []
-        for name, rep in reps:
-            r = rep.prediction if f is spec.prediction else rep.features[f.name]
-            assert r is not None
-            results.append((name, r.to_dict()))
-        windows = [(name, rep._evaluation.window) for name, rep in reps]
-        worst = next((d for _, d in results if d["drifted"]), results[-1][1])
-        feats.append(
-            FeatureView(
-                f.name,
-                f.kind,
-                f.test.name,
-                _verdict(worst),
-                worst,
-                _distribution(f, windows),
-                per_version=results if split else [],
-            )
-        )
-    first = reps[0][1]
-    summary = [
-        ("verdict", "drift" if any(r.drifted for _, r in reps) else "no drift"),
-        ("monitor", first.monitor),
-        ("reference", f"{first.reference_id} ({first.reference_events:,} events)"),
-    ]
-    versions = []
-    for name, rep in reps:
-        n_drift = sum(1 for r in rep.features.values() if r.drifted)
-        line = (
-            f"{rep.current_events:,} events"
-            + (f", {rep.rejected:,} rejected" if rep.rejected else "")
-            + f"; {n_drift} of {len(rep.features)} features drifted"
-            + (f" (share {rep.drift_share:.3g})" if rep.features else "")
-            + ("; prediction drifted" if rep.prediction and rep.prediction.drifted else "")
-        )
-        summary.append((name, line))
-        if rep.quality_breaches:
-            breaches = ", ".join(f"{b['name']} {b['test']}" for b in rep.quality_breaches)
-            summary.append((f"{name} quality breaches", breaches))
-        versions.append(
-            {
-                "version": name,
-                "events": rep.current_events,
-                "rejected": rep.rejected,
-                "drifted": rep.drifted,
-                "drift share": rep.drift_share,
-                "drifted features": ", ".join(rep.drifted_features) or "none",
-            }
-        )
-    return ReportModel("compare", first.monitor, summary, feats, versions if split else [])
-
-
-def _by_version(current: Any, schema: SchemaConfig, fmt: str | None) -> list[tuple[str, Any]]:
-    """The current data split by model version, in order of first appearance; [] when it has
-    fewer than two versions (or none recorded)."""
-    path = tuple(schema.model_version.split("."))
-    if is_files(current):
-        lines = list(lines_of(current, schema, fmt))
-        keys: list[Any] = []
-        for line in lines:
-            try:
-                keys.append(_dig(orjson.loads(line), path))
-            except orjson.JSONDecodeError:
-                keys.append(None)
-        groups: dict[str, list[int]] = {}
-        for i, k in enumerate(keys):
-            groups.setdefault("(none)" if k is None else str(k), []).append(i)
-        if len(groups) < 2:
-            return []
-        return [(k, EventLines([lines[i] for i in idx])) for k, idx in groups.items()]
-    cols = to_columns(current)
-    if schema.model_version not in cols:
-        return []
-    groups = {}
-    for i, k in enumerate(cols.values_of(schema.model_version)):
-        groups.setdefault("(none)" if k is None else str(k), []).append(i)
-    if len(groups) < 2:
-        return []
-    out = []
-    for k, idx in groups.items():
-        take = np.asarray(idx, dtype=np.intp)
-        part = {
-            c: (v[take] if isinstance(v, np.ndarray) else [v[i] for i in idx])
-            for c, v in cols.items()
-        }
-        out.append((k, Columns(part)))
-    return out
-
-
-# ---------------------------------------------------------------- (b) a replay output
+from driftd.report.model import (
+    QUALITY,
+    Distribution,
+    FeatureView,
+    MetricTrack,
+    MetricView,
+    ReportModel,
+    Track,
+    _dig,
+    _distribution,
+    _spec_features,
+    _verdict,
+)
 
 
 def _read_replay(replay: str | Path | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -657,11 +367,3 @@ def _version_windows(
         window, _ = current_window(spec, schema, EventLines(rows), None)
         out.append((f"{key}, last window", window))
     return out
-
-
-def _dig(obj: Any, path: Sequence[str]) -> Any:
-    for part in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
