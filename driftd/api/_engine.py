@@ -15,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.config import FeatureConfig, MonitorConfig, SchemaConfig
+from driftd.errors import ConfigError
 from driftd.ingest.decode import MISSING_CODE, Reject, RowMapper, to_float
 from driftd.monitor.evaluate import FeatureSpec, MonitorSpec, build_spec, evaluate
 from driftd.reference.profile import Profile as ProfileData
-from driftd.reference.profile import build_profile, load_profile_for
+from driftd.reference.profile import _check_kind, build_profile
 
 __all__ = [
     "MISSING_CODE",
@@ -32,7 +33,6 @@ __all__ = [
     "check_profile",
     "evaluate_window",
     "layout_for",
-    "load",
     "spec_for",
     "to_float",
 ]
@@ -45,20 +45,11 @@ def build(
     return build_profile(monitor, schema, lines, seed=seed)
 
 
-def load(monitor: MonitorConfig, path: Any) -> ProfileData:
-    """A profile file, checked against the monitor's features (as the daemon loads it)."""
-    return load_profile_for(monitor, path, "profile")
-
-
 def check_profile(monitor: MonitorConfig, profile: ProfileData) -> None:
-    """The daemon's check that a profile covers the monitor's features with their kinds."""
-    from driftd.reference.profile import _check_kind
-
+    """A profile covers the monitor's features, with their kinds (the daemon's kind check)."""
     for name, fc in monitor.features.items():
         ref = profile.features.get(name)
         if ref is None:
-            from driftd.errors import ConfigError
-
             raise ConfigError("features", f"the reference has no feature {name!r}")
         _check_kind(ref, fc, "features", name)
 

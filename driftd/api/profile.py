@@ -3,7 +3,6 @@ as the very file ``driftd profile build`` writes (and loaded from one)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -185,7 +184,3 @@ def _prediction_kind(given: bool | Kind | None, values: list[Any] | None) -> Kin
     if given is True and kind is None:
         raise ConfigError("prediction", "no prediction values to tell the kind from")
     return kind
-
-
-def profile_kinds(p: Profile) -> Mapping[str, Kind | None]:
-    return dict(p.kinds)

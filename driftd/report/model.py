@@ -4,7 +4,6 @@ comparison or a replay output, :mod:`driftd.report.page` draws it. No plotting h
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -188,14 +187,6 @@ def _verdict(r: Mapping[str, Any] | None) -> str:
     if r.get("statistic") is None:
         return "undefined"
     return "ok"
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return "NaN" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
 
 
 def _dig(obj: Any, path: Sequence[str]) -> Any:
