@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 KAFKA  := scripts/kafka/kafka.sh
 export KAFKA_PORT ?= 9092
 
-.PHONY: install test test-fast test-nojit lint docs lock bench bench-soak demo kafka-up kafka-down kafka-fetch clean promtool
+.PHONY: install test test-fast test-nojit lint docs lock bench bench-soak demo kafka-up kafka-down kafka-fetch clean promtool chromium report-screenshot
 
 install: $(STAMP)
 
@@ -64,6 +64,18 @@ promtool:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    prometheus prometheus-alertmanager >/dev/null; }
+
+# chromium for tests/report (the HTML report opened in a real headless browser): Debian's
+# chromium package, as .ci/run installs it. Needs root; does nothing when chromium is on PATH.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package chromium)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# docs/img/report.png: the report of a demo-like replay, screenshotted in headless chromium.
+report-screenshot: install chromium
+	$(PY) scripts/report_screenshot.py --out docs/img/report.png
 
 # Benchmarks (README, "Performance"): each prints human-readable lines and, last, one JSON line.
 # The broker-backed ones (e2e, latency) start a private Kafka on free ports and stop it.

@@ -1,4 +1,4 @@
-"""Command line: run | replay | profile build | check-config | config-schema.
+"""Command line: run | replay | profile build | report | check-config | config-schema.
 
 The only place where exit codes are decided: 0 ok, 2 bad config or usage (the message names
 the key and the problem), 1 runtime failure.
@@ -81,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="run the pipeline over JSONL files, print evaluations")
     rp.add_argument("-c", "--config", required=True)
-    rp.add_argument("files", nargs="+", help="JSONL files, or - for stdin")
+    rp.add_argument("files", nargs="+", help="event files (JSONL, CSV, Parquet), or - for stdin")
+    rp.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "parquet"],
+        help="event file format (default: by extension)",
+    )
     rp.add_argument("--out", help="write JSONL here instead of stdout")
     rp.add_argument("--batch", type=int, default=5000, help="micro-batch size")
     rp.add_argument("--audit", help="also write the alert-decision audit log (JSONL) here")
@@ -99,9 +104,34 @@ def build_parser() -> argparse.ArgumentParser:
     pb = psub.add_parser("build", help="compile a reference profile from baseline data")
     pb.add_argument("-c", "--config", required=True)
     pb.add_argument("--monitor", required=True)
-    pb.add_argument("--input", required=True, nargs="+", help="JSONL file(s) in the event schema")
+    pb.add_argument(
+        "--input",
+        required=True,
+        nargs="+",
+        help="event file(s): JSONL, CSV or Parquet (by extension; - for JSONL on stdin)",
+    )
+    pb.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="input format")
     pb.add_argument("--out", required=True)
     pb.add_argument("--seed", type=int, default=0)
+
+    rep = sub.add_parser(
+        "report",
+        help="write one self-contained HTML report",
+        description="(a) a reference (--profile, --reference, or the monitor's profile from -c)"
+        " against --current data, or (b) a replay output (--replay), optionally with the"
+        " reference (--profile, or from -c) and the replay input (--events) for the"
+        " distributions",
+    )
+    rep.add_argument("--out", required=True, help="the HTML file to write")
+    rep.add_argument("-c", "--config", help="daemon config: the monitor's settings")
+    rep.add_argument("--monitor", help="monitor name (default: the only or first one)")
+    rep.add_argument("--profile", help="reference profile file")
+    rep.add_argument("--reference", nargs="+", metavar="FILE", help="(a) reference event files")
+    rep.add_argument("--current", nargs="+", metavar="FILE", help="(a) current event files")
+    rep.add_argument("--replay", metavar="FILE", help="(b) `driftd replay` output (JSONL)")
+    rep.add_argument("--events", nargs="+", metavar="FILE", help="(b) the replay input")
+    rep.add_argument("--format", choices=["jsonl", "csv", "parquet"], help="event file format")
+    rep.add_argument("--title")
 
     cc = sub.add_parser("check-config", help="validate and print the effective config")
     cc.add_argument("-c", "--config", required=True)
@@ -220,15 +250,13 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
     progress = _Progress("profile build", args.input)
 
     def lines() -> Any:
+        from driftd.io import detect_format, event_lines
+
         for path in args.input:
-            try:
-                fh = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-            except OSError as exc:
-                raise ConfigError("--input", f"cannot read {path}: {exc.strerror}") from None
-            with fh:
-                for line in fh:
-                    progress.update(len(line), 1)
-                    yield line
+            detect_format(path, args.format)
+        for line in event_lines(args.input, args.format, cfg.schema_):
+            progress.update(len(line) + 1, 1)
+            yield line
 
     try:
         prof = build_profile(mon, cfg.schema_, lines(), seed=args.seed)
@@ -291,6 +319,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         audit=Path(args.audit) if args.audit else None,
         batch=args.batch,
         progress=seen,
+        fmt=args.format,
     )
     try:
         for line in lines:
@@ -301,6 +330,62 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.out:
             out.close()
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from driftd.report import report
+
+    if args.replay and (args.current or args.reference):
+        raise ConfigError("usage", "give --replay, or --current (with a reference), not both")
+    if args.replay:
+        out = report(
+            args.out,
+            replay=args.replay,
+            profile=args.profile,
+            events=args.events,
+            config=args.config,
+            monitor=args.monitor,
+            format=args.format,
+            title=args.title,
+        )
+    else:
+        if not args.current:
+            raise ConfigError("usage", "give --current data (with a reference), or --replay")
+        if args.events:
+            raise ConfigError("--events", "goes with --replay")
+        if args.profile and args.reference:
+            raise ConfigError("usage", "give --profile or --reference, not both")
+        reference: Any = args.reference
+        if args.profile or not args.reference:
+            from driftd.api import Profile
+
+            path = args.profile
+            if path is None:
+                if args.config is None:
+                    raise ConfigError("usage", "give --profile, --reference or -c CONFIG")
+                path = _monitor_profile(args)
+            reference = Profile.load(path)
+        out = report(
+            args.out,
+            reference=reference,
+            current=args.current,
+            config=args.config,
+            monitor=args.monitor,
+            format=args.format,
+            title=args.title,
+        )
+    sys.stderr.write(f"report -> {out}\n")
+    return 0
+
+
+def _monitor_profile(args: argparse.Namespace) -> Path:
+    from driftd.config import ProfileReference
+
+    cfg = _load(args)
+    mon = cfg.monitor(args.monitor) if args.monitor else cfg.monitors[0]
+    if not isinstance(mon.reference, ProfileReference):
+        raise ConfigError("--profile", f"monitor {mon.name} has no profile reference; give one")
+    return mon.reference.path
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -329,6 +414,7 @@ COMMANDS = {
     "run": cmd_run,
     "replay": cmd_replay,
     "check-config": cmd_check_config,
+    "report": cmd_report,
     "config-schema": cmd_config_schema,
 }
 

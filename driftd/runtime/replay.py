@@ -8,7 +8,7 @@ The CLI writes them as JSONL; the Python API hands them out as dicts.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,20 +111,37 @@ class ReplaySink:
         return self.pipeline.process_labels(rest, self.pipeline.position) if rest else []
 
 
+class LineSource(FileSource):
+    """Event lines (JSON bytes, one event each) from an iterator, as a finite source."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        super().__init__([])
+        self._given = lines
+        self._reader = lambda: iter(self._given)
+
+
 def replay_lines(
     cfg: Config,
-    files: Sequence[str],
+    files: Sequence[str] | Iterable[bytes],
     *,
     labels: Sequence[str] = (),
     audit: Path | None = None,
     batch: int = 5000,
     progress: Callable[[Sequence[RawRecord]], None] | None = None,
     pipeline: Pipeline | None = None,
+    fmt: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every output line of ``files`` run through the pipeline, then the summary line."""
-    for p in files:
-        if p != "-" and not Path(p).is_file():
-            raise ConfigError("files", f"{p} is not a readable file")
+    """Every output line of ``files`` (JSONL, CSV or Parquet by extension or ``fmt``; or an
+    iterable of event lines) run through the pipeline, then the summary line."""
+    if isinstance(files, Sequence) and all(isinstance(p, str) for p in files):
+        paths = [str(p) for p in files]
+        for p in paths:
+            if p != "-" and not Path(p).is_file():
+                raise ConfigError("files", f"{p} is not a readable file")
+        plain = fmt in (None, "jsonl") and all(p == "-" or p.endswith(".jsonl") for p in paths)
+        src = FileSource(paths) if plain else FileSource.of_format(paths, fmt, cfg.schema_)
+    else:
+        src = LineSource(files)  # type: ignore[arg-type]
     for p in labels:
         if not Path(p).is_file():
             raise ConfigError("--labels", f"{p} is not a readable file")
@@ -135,7 +152,6 @@ def replay_lines(
     dead = open_dead_letter(cfg.dead_letter, cfg.kafka)
     pipe.collect_rejects = dead is not None
     log = AuditLog(audit) if audit is not None else None
-    src = FileSource(files)
     src.open()
     sink = ReplaySink(pipe, labels=feed, audit=log, dead_letter=dead, progress=progress)
     try:
@@ -150,3 +166,42 @@ def replay_lines(
             dead.close()
         if log is not None:
             log.close()
+
+
+def replay(
+    events: Any,
+    config: Config | str | Path,
+    *,
+    labels: Sequence[str | Path] = (),
+    format: str | None = None,  # noqa: A002 - the CLI's --format
+    batch: int = 5000,
+) -> Iterator[dict[str, Any]]:
+    """``driftd replay`` in Python: the same loop, the same lines (evaluations, alerts,
+    detector and performance lines, then the summary) as dicts.
+
+    ``events``: event file path(s) (JSONL, CSV, Parquet), a table (pandas or polars
+    DataFrame, pyarrow Table, dict of arrays: one event per row) or an iterable of events
+    (dicts, or JSON bytes). ``config``: a config file or a loaded :class:`~driftd.config.Config`.
+    """
+    from driftd.config import load_config
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    if isinstance(events, str | Path) or (
+        isinstance(events, Sequence) and events and all(isinstance(p, str | Path) for p in events)
+    ):
+        paths = [str(events)] if isinstance(events, str | Path) else [str(p) for p in events]
+        source: Sequence[str] | Iterable[bytes] = paths
+    else:
+        source = _event_lines(events, cfg, format)
+    return replay_lines(cfg, source, labels=[str(p) for p in labels], batch=batch, fmt=format)
+
+
+def _event_lines(events: Any, cfg: Config, fmt: str | None) -> Iterator[bytes]:
+    from driftd.io import is_table, rows_to_lines, to_columns
+
+    if is_table(events):
+        cols = to_columns(events)
+        yield from rows_to_lines(list(cols), cols.row_values(), cfg.schema_)
+        return
+    for e in events:
+        yield e if isinstance(e, bytes) else orjson.dumps(e)
