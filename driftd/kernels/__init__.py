@@ -16,6 +16,11 @@ module                   kernels
                          AD, χ², t, normal), reproducing scipy's methods
 ``kernels.ring``         ``ring_append`` for count windows
 ``kernels.resample``     sorted resamples and null statistics for threshold calibration
+``kernels.multivariate`` rows of many features: ``pca_errors`` / ``pca_mean_error`` (PCA
+                         reconstruction), ``mmd2`` and its Gaussian-kernel means,
+                         ``null_mmd2`` (calibration resamples)
+``kernels.isotonic``     ``merge_ties`` and ``pav`` (pool-adjacent-violators) for CBPE's
+                         calibration map
 =======================  =================================================================
 
 Conventions shared by all kernels: float64 C-contiguous arrays; NaN is ignored defensively
@@ -37,7 +42,16 @@ def warm_up() -> float:
 
     import numpy as np
 
-    from driftd.kernels import binning, divergence, resample, ring, special, twosample
+    from driftd.kernels import (
+        binning,
+        divergence,
+        isotonic,
+        multivariate,
+        resample,
+        ring,
+        special,
+        twosample,
+    )
 
     a = np.array([0.0, 1.0, 1.0, 2.5], dtype=np.float64)
     b = np.array([0.5, 1.0, 3.0], dtype=np.float64)
@@ -83,6 +97,23 @@ def warm_up() -> float:
     resample.wasserstein_sorted(a, prefix, b)
     resample.window_statistic(resample.PSI, a, prefix, b, edges, p[:3], 0.0, 1.0, 1e-4)
     resample.null_statistics(a, prefix, spacings, tails, resample.PSI, edges, p[:3], 0.0, 1.0, 1e-4)
+
+    rows = np.array([[0.0, 1.0], [np.nan, 2.0], [1.5, -1.0]], dtype=np.float64)
+    zero2 = np.zeros(2, dtype=np.float64)
+    one2 = np.ones(2, dtype=np.float64)
+    comp = np.array([[1.0, 0.0]], dtype=np.float64)
+    multivariate.pca_errors(rows, zero2, zero2, one2, zero2, comp)
+    multivariate.pca_mean_error(rows, zero2, zero2, one2, zero2, comp)
+    full = np.nan_to_num(rows)
+    multivariate.sq_dists_upper(full)
+    multivariate.kernel_row_means(full, full, 0.5)
+    multivariate.kernel_mean(full, full, 0.5)
+    multivariate.kernel_mean_self(full, 0.5)
+    multivariate.mmd2(full, full, 0.5, 1.0)
+    multivariate.null_mmd2(full, np.ones(3), np.array([[0, 2]], dtype=np.int64), 0.5, 1.0)
+
+    isotonic.merge_ties(a, a, np.ones(4, dtype=np.float64))
+    isotonic.pav(a, np.ones(4, dtype=np.float64))
     return time.perf_counter() - t0
 
 
