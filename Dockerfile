@@ -55,6 +55,8 @@ WORKDIR /var/lib/driftd
 # (the directory stays writable for that).
 RUN python -c "from driftd.kernels import warm_up; warm_up()"
 
+# The config's default listener is loopback; in a container the port must be reachable.
+ENV DRIFTD_HTTP__LISTEN=0.0.0.0:9108
 EXPOSE 9108
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ.get('DRIFTD_HEALTHCHECK_URL', 'http://127.0.0.1:9108/healthz'), timeout=4)"]

@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cc = sub.add_parser("check-config", help="validate and print the effective config")
     cc.add_argument("-c", "--config", required=True)
+    cc.add_argument(
+        "--connect",
+        action="store_true",
+        help="also reach the brokers (topics and partition counts) and resolve webhook hosts",
+    )
 
     sub.add_parser("config-schema", help="print the config's JSON Schema")
     return p
@@ -148,10 +153,17 @@ def _load(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from driftd.config import masked_dump
+    from driftd.errors import raise_all
+    from driftd.runtime.checks import connect_problems, problems
     from driftd.runtime.pipeline import load_specs
 
     cfg = _load(args)
-    specs = load_specs(cfg)  # profiles exist, match the features, tests resolve
+    raise_all(problems(cfg))  # every check `driftd run` makes before connecting
+    notes: list[str] = []
+    if args.connect:
+        found, notes = connect_problems(cfg)
+        raise_all(found)
+    specs = load_specs(cfg)  # thresholds as run resolves them (calibrated if needed)
     data = masked_dump(cfg)
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     for s in specs:
@@ -181,6 +193,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                 f" (max {s.cfg.max_segments}); own references: {own or 'none'}"
                 " (other segments use the global reference)\n"
             )
+    for note in notes:
+        sys.stdout.write(f"# {note}\n")
     return 0
 
 
@@ -431,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_profile_build(args)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        sys.stderr.write(f"driftd: config error: {exc}\n")
+        for e in getattr(exc, "errors", [exc]):
+            sys.stderr.write(f"driftd: config error: {e}\n")
         return 2
     except StateError as exc:
         sys.stderr.write(f"driftd: {exc}\n")

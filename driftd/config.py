@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from driftd.errors import ConfigError
+from driftd.errors import ConfigError, raise_all
 from driftd.types import DetectorName, DriftTestName
 
 ENV_PREFIX = "DRIFTD_"
@@ -674,8 +674,17 @@ ActionConfig = Annotated[WebhookActionConfig, Field(discriminator="type")]
 
 
 class HttpConfig(_Frozen):
-    listen: str = "0.0.0.0:9108"
-    """`HOST:PORT` of the HTTP listener (/metrics, /healthz, /readyz, /api/v1)."""
+    listen: str = "127.0.0.1:9108"
+    """`HOST:PORT` of the HTTP listener (/metrics, /healthz, /readyz, /api/v1). Loopback by
+    default; the container image sets `DRIFTD_HTTP__LISTEN=0.0.0.0:9108`."""
+    token: SecretRef | None = None
+    """Bearer token required on `/api/…` (the status API and Flagger gates): `Authorization:
+    Bearer <token>`, else 401. `/metrics`, `/healthz` and `/readyz` stay open."""
+    max_connections: int = Field(default=64, ge=1, le=10_000)
+    """Connections served at once; one more is closed at once (its descriptor freed)."""
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    """A request must arrive whole within this long of its connection (or of the previous
+    response on a kept-alive one); slower clients are disconnected."""
 
     @field_validator("listen")
     @classmethod
@@ -698,6 +707,10 @@ class StateConfig(_Frozen):
     """Seconds between checkpoints."""
     checkpoint_events: int = Field(default=500_000, ge=1)
     """Also checkpoint after this many events."""
+    audit_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    """Rotate the audit log (`audit.jsonl`, created 0600) when it would grow past this size."""
+    audit_backups: int = Field(default=5, ge=0, le=100)
+    """Rotated audit logs kept (`audit.jsonl.1` …); the oldest beyond this is removed."""
     audit_evaluations: bool = False
     """Also write every evaluation to the audit log (the lines `driftd replay` prints):
     debugging, or comparing a live run with a replay."""
@@ -709,7 +722,11 @@ class DeadLetterFile(_Frozen):
     type: Literal["file"]
     """Dead-letter kind: a JSONL file."""
     path: Path
-    """File the rejected events are appended to."""
+    """File the rejected events are appended to (created 0600)."""
+    max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    """Rotate the file when it would grow past this size (`path.1`, `path.2`, …)."""
+    backups: int = Field(default=5, ge=0, le=100)
+    """Rotated files kept; the oldest beyond this is removed."""
 
 
 class DeadLetterKafka(_Frozen):
@@ -727,6 +744,21 @@ DeadLetter = Annotated[DeadLetterFile | DeadLetterKafka, Field(discriminator="ty
 class InputConfig(_Frozen):
     max_event_bytes: int = Field(default=1024 * 1024, ge=64)
     """Larger events are rejected as `too_large`."""
+    model_version_pattern: str = r"[A-Za-z0-9][A-Za-z0-9._:+@/=-]*"
+    """A `model_version` must match this regular expression (whole string); other events are
+    rejected as `bad_version`: a stray empty or invented version never becomes a version with
+    its own state, series or `rollback_to`."""
+    max_model_version_chars: int = Field(default=128, ge=1, le=4096)
+    """Longer `model_version` values are rejected as `bad_version`."""
+
+    @field_validator("model_version_pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return v
 
 
 class SourceConfig(_Frozen):
@@ -872,26 +904,34 @@ def load_config(
 
 
 def validate_config(data: dict[str, Any]) -> Config:
+    """Validate; every problem is reported (``ConfigErrors`` when there are several), each
+    naming its key."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        ctx_err = err.get("ctx", {}).get("error")
-        if isinstance(ctx_err, _KeyedValueError):
-            # a nested model's validator names its key relative to the model's location
-            where = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x))
-            key = f"{where}.{ctx_err.key}" if where else ctx_err.key
-            raise ConfigError(key, str(ctx_err).split("] ", 1)[1]) from None
-        key = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        more = len(exc.errors()) - 1
-        if more:
-            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise ConfigError(key or "config", msg) from None
+        errors: list[ConfigError] = []
+        for err in exc.errors():
+            e = _config_error(err)
+            if all((e.key, e.problem) != (x.key, x.problem) for x in errors):
+                errors.append(e)
+        raise_all(errors)
+        raise AssertionError("unreachable") from None
+
+
+def _config_error(err: Any) -> ConfigError:
+    ctx_err = err.get("ctx", {}).get("error")
+    if isinstance(ctx_err, _KeyedValueError):
+        # a nested model's validator names its key relative to the model's location
+        where = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x))
+        key = f"{where}.{ctx_err.key}" if where else ctx_err.key
+        return ConfigError(key, str(ctx_err).split("] ", 1)[1])
+    key = ".".join(str(x) for x in err["loc"] if not _is_union_tag(x))
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    return ConfigError(key or "config", msg)
 
 
 def _is_union_tag(x: Any) -> bool:
@@ -940,5 +980,29 @@ def json_schema() -> dict[str, Any]:
 
 
 def masked_dump(cfg: Config) -> dict[str, Any]:
-    """Effective config as plain data, secrets masked."""
-    return cfg.model_dump(mode="json", by_alias=True)
+    """Effective config as plain data, secrets masked (SecretStr values, and the query string
+    and user info of webhook URLs, which often carry tokens)."""
+    data = cfg.model_dump(mode="json", by_alias=True)
+    for action in (data.get("actions") or {}).values():
+        if isinstance(action, dict) and isinstance(action.get("url"), str):
+            action["url"] = mask_url(action["url"])
+    return data
+
+
+def mask_url(url: str) -> str:
+    """``https://user:pw@host/p?token=x`` → ``https://***@host/p?***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            parts.path,
+            "***" if parts.query else "",
+            "***" if parts.fragment else "",
+        )
+    )

@@ -16,6 +16,24 @@ class ConfigError(DriftdError):
         super().__init__(f"{key}: {problem}" if key else problem)
 
 
+class ConfigErrors(ConfigError):
+    """Several configuration problems at once (reported together, each naming its key)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.key, first.problem)
+        self.args = ("\n".join(str(e) for e in errors),)
+
+
+def raise_all(errors: list[ConfigError]) -> None:
+    """Raise nothing, the one error, or all of them as :class:`ConfigErrors`."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
+
+
 class SourceError(DriftdError):
     """The event source failed in a way the loop cannot absorb."""
 

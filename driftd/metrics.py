@@ -192,6 +192,23 @@ class DriftdCollector(Collector):
             for (topic, part), n in sorted(self.lag().items()):
                 lag.add_metric([topic, str(part)], n)
         yield lag
+        for name, doc, value in (
+            (
+                "driftd_checkpoint_entries_discarded",
+                "Checkpoint entries found unusable at restore and set aside (their monitor or"
+                " version started fresh)",
+                st.checkpoint_discarded,
+            ),
+            ("driftd_checkpoint_failures", "Checkpoint writes that failed", st.checkpoint_failures),
+            (
+                "driftd_http_connections_refused",
+                "HTTP connections closed to make room (over http.max_connections)",
+                st.http_refused,
+            ),
+        ):
+            fam = CounterMetricFamily(name, doc)
+            fam.add_metric([], value)
+            yield fam
         info = GaugeMetricFamily("driftd_build_info", "driftd build", labels=["version"])
         info.add_metric([__version__], 1.0)
         yield info

@@ -67,5 +67,8 @@ REJECT_REASONS: tuple[str, ...] = (
     "bad_features",
     "wrong_type",
     "bad_timestamp",
+    "bad_version",  # model_version empty, too long or not matching input.model_version_pattern
+    "late",  # below a time-window monitor's watermark
+    "too_many_versions",  # a monitor's max_versions reached, none of them evictable
     "bad_label",  # label events (performance monitoring) without a usable event_id or label
 )

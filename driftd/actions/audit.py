@@ -16,13 +16,14 @@ The daemon flushes and fsyncs it with every checkpoint (before offsets are commi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from driftd.actions.jsonl import DEFAULT_BACKUPS, DEFAULT_MAX_BYTES, PrivateJsonl
 
 
 def _now() -> str:
@@ -91,24 +92,28 @@ def decisions(
 
 
 class AuditLog:
-    def __init__(self, path: Path, every_evaluation: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """The audit file: private (0600) and rotated by size (see :mod:`driftd.actions.jsonl`)."""
+
+    def __init__(
+        self,
+        path: Path,
+        every_evaluation: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        backups: int = DEFAULT_BACKUPS,
+    ) -> None:
         self.path = path
         self.every_evaluation = every_evaluation
-        self._fh = open(path, "ab")  # noqa: SIM115 - held for the process lifetime
+        self._fh = PrivateJsonl(path, max_bytes, backups)
 
     def write(self, outputs: Iterable[dict[str, Any]]) -> int:
         recs = decisions(outputs, self.every_evaluation)
-        for r in recs:
-            self._fh.write(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        if recs:
+            opt = orjson.OPT_SERIALIZE_NUMPY
+            self._fh.write(b"".join(orjson.dumps(r, option=opt) + b"\n" for r in recs))
         return len(recs)
 
     def flush(self) -> None:
         self._fh.flush()
-        os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._fh.close()
+        self._fh.close()

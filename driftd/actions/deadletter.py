@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from driftd.actions.jsonl import DEFAULT_MAX_BYTES, PrivateJsonl
 from driftd.config import DeadLetterFile, DeadLetterKafka, KafkaConfig
 from driftd.errors import ConfigError
 from driftd.types import RawRecord
@@ -58,12 +58,11 @@ class DeadLetterSink(ABC):
 
 
 class FileDeadLetter(DeadLetterSink):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = 5) -> None:
         super().__init__()
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(path, "ab")  # noqa: SIM115 - kept open for the process lifetime
+            self._fh = PrivateJsonl(path, max_bytes, backups)
         except OSError as exc:
             raise ConfigError("dead_letter.path", f"cannot open {path}: {exc.strerror}") from exc
 
@@ -89,13 +88,9 @@ class FileDeadLetter(DeadLetterSink):
 
     def flush(self) -> None:
         self._fh.flush()
-        os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._fh.close()
+        self._fh.close()
 
 
 class KafkaDeadLetter(DeadLetterSink):
@@ -144,5 +139,5 @@ def open_dead_letter(
     if cfg is None:
         return None
     if isinstance(cfg, DeadLetterFile):
-        return FileDeadLetter(cfg.path)
+        return FileDeadLetter(cfg.path, cfg.max_bytes, cfg.backups)
     return KafkaDeadLetter(cfg.topic, kafka)

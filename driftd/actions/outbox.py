@@ -219,6 +219,15 @@ class Outbox:
             self._entries[alert_id] = entry
             return True
 
+    def accepts(self, alert_id: str) -> bool:
+        """Whether ``put`` of this id would succeed now (queued already, or room left)."""
+        with self._lock:
+            return (
+                alert_id in self._entries
+                or alert_id in self._done
+                or len(self._entries) < self.max_pending
+            )
+
     # -- sender side -------------------------------------------------------------------------
 
     def due(self, now: float | None = None) -> list[OutboxEntry]:

@@ -191,6 +191,11 @@ class WebhookAction:
         self._notify()
         return True
 
+    def accepts(self, alert_id: str) -> bool:
+        """Whether :meth:`submit` would queue this alert now (the caller holds it back
+        otherwise: back-pressure instead of a dropped alert)."""
+        return self._outbox.accepts(alert_id)
+
     def start(self) -> None:
         """Start the background sender (a daemon thread); idempotent."""
         if self._thread is not None and self._thread.is_alive():

@@ -14,6 +14,7 @@ every rejection and every conversion. Both paths give the same result for every 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -105,11 +106,23 @@ def parse_ts(value: Any) -> float:
     raise Reject("bad_timestamp", f"timestamp of type {type(value).__name__}")
 
 
+MAX_KNOWN_VERSIONS = 10_000  # versions remembered as valid (the check is then a dict lookup)
+
+
 class EventDecoder:
     """Parses an event and extracts the routing fields per the configured schema."""
 
-    def __init__(self, schema: SchemaConfig, max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        schema: SchemaConfig,
+        max_event_bytes: int,
+        version_pattern: str = r"[A-Za-z0-9][A-Za-z0-9._:+@/=-]*",
+        max_version_chars: int = 128,
+    ) -> None:
         self.max_event_bytes = max_event_bytes
+        self._version_ok = re.compile(version_pattern).fullmatch
+        self._max_version = max_version_chars
+        self._known_versions: set[str] = set()
         self._parse: Callable[[bytes], Any] = _loads
         self._model = _getter(schema.model)
         self._version = _getter(schema.model_version)
@@ -168,6 +181,8 @@ class EventDecoder:
             if type(version) is not int:  # bool, float, object, list
                 raise Reject("wrong_type", "model_version must be a string")
             version = str(version)
+        if version not in self._known_versions:
+            self._check_version(version)
         if ts_val is None:
             ts = record_ts_ms / 1000.0 if record_ts_ms is not None and record_ts_ms >= 0 else NAN
         else:
@@ -178,14 +193,28 @@ class EventDecoder:
             feats = {}
         return model, version, ts, feats, pred
 
+    def _check_version(self, version: str) -> None:
+        if len(version) > self._max_version:
+            raise Reject("bad_version", f"{len(version)} characters")
+        if self._version_ok(version) is None:
+            raise Reject("bad_version", repr(version[:100]))
+        if len(self._known_versions) < MAX_KNOWN_VERSIONS:
+            self._known_versions.add(version)
+
 
 class KeepingDecoder(EventDecoder):
     """An :class:`EventDecoder` that also keeps the last parsed event (``last``) so that the
     runtime can read segment fields from it. Used only when a monitor has ``segment_by``; its
     parser is a wrapper around orjson's, so the plain decoder's path is untouched."""
 
-    def __init__(self, schema: SchemaConfig, max_event_bytes: int) -> None:
-        super().__init__(schema, max_event_bytes)
+    def __init__(
+        self,
+        schema: SchemaConfig,
+        max_event_bytes: int,
+        version_pattern: str = r"[A-Za-z0-9][A-Za-z0-9._:+@/=-]*",
+        max_version_chars: int = 128,
+    ) -> None:
+        super().__init__(schema, max_event_bytes, version_pattern, max_version_chars)
         self.last: dict[str, Any] = {}
         self._parse = self._parse_keep
 

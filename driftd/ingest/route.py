@@ -77,6 +77,8 @@ class Router:
         targets: Sequence[RouteTarget],
         *,
         perf_models: frozenset[str] = frozenset(),
+        version_pattern: str = r"[A-Za-z0-9][A-Za-z0-9._:+@/=-]*",
+        max_version_chars: int = 128,
     ) -> None:
         self.targets = list(targets)
         self.by_model: dict[str, list[RouteTarget]] = {}
@@ -85,9 +87,11 @@ class Router:
         # Segment fields are read from the parsed event, which only the keeping decoder holds
         # on to: without segmented monitors the plain decoder's per-event path is unchanged.
         self._keeper: KeepingDecoder | None = None
-        self.decoder = EventDecoder(schema, max_event_bytes)
+        self.decoder = EventDecoder(schema, max_event_bytes, version_pattern, max_version_chars)
         if any(t.segment_key is not None for t in self.targets):
-            self.decoder = self._keeper = KeepingDecoder(schema, max_event_bytes)
+            self.decoder = self._keeper = KeepingDecoder(
+                schema, max_event_bytes, version_pattern, max_version_chars
+            )
         self.perf_models = perf_models
         if perf_models:
             self.decoder.want_extra = True

@@ -88,6 +88,7 @@ class MonitorStage:
         self.eval_hist = eval_hist if eval_hist is not None else Histogram(EVAL_BUCKETS)
         self.versions: dict[str, VersionMonitor] = {}
         self.order: list[str] = []  # versions by first appearance (rollback_to)
+        self.served: set[str] = set()  # versions that reached policy.min_events (ever)
         self.partition_keys: list[str] = []  # partition code → "topic/partition"
         self._part_code: dict[str, int] = {}
         self._seg_keys: list[tuple[str, ...]] = []
@@ -122,16 +123,18 @@ class MonitorStage:
         return self._code_tables()
 
     def rollback_to(self, version: str) -> str | None:
-        """The version that served before ``version`` (first appearance in the merged
-        stream), else the configured fallback. In version reference mode: the baseline."""
+        """The version that served before ``version``: the latest earlier one (by first
+        appearance in the merged stream) that reached ``policy.min_events`` events, so a
+        stray or invented version is never named; else the configured fallback; else None.
+        In version reference mode: the baseline."""
         if self.spec.mode == "version":
             base = refmodes.baseline_of(self.cfg, version, self.order, set(self.versions))
             if base is not None:
                 return base
         if version in self.order:
-            i = self.order.index(version)
-            if i > 0:
-                return self.order[i - 1]
+            for earlier in reversed(self.order[: self.order.index(version)]):
+                if earlier in self.served:
+                    return earlier
         fb = self.cfg.fallback_version
         return fb if fb != version else None
 
@@ -186,8 +189,13 @@ class MonitorStage:
             self._seg_keys = list(self._seg_code)
             self.meta_dirty = True
         ordered = sorted(batch, key=lambda v: int(batch[v].pos[0]))
+        in_batch = set(ordered)
+        full = False  # once nothing can be evicted, later new versions of the batch cannot be
         for v in ordered:
-            if v not in self.versions and not self._admit(v, set(ordered)):
+            if v in self.versions:
+                continue
+            if full or not self._admit(v, in_batch):
+                full = True
                 rows = batch.pop(v)
                 detail = f"monitor {self.name}: {v[:100]}"
                 res.rejected.extend((int(p), "too_many_versions", detail) for p in rows.pos)
@@ -199,11 +207,15 @@ class MonitorStage:
                 self.order.append(v)
                 self.meta_dirty = True
         if len(self.order) > MAX_ORDER:
-            del self.order[: len(self.order) - MAX_ORDER]
+            self._trim_order()
         out: list[Output] = []
         live = [(v, batch[v]) for v in ordered if v in batch and len(batch[v])]
         for v, rows in live:
             self.accepted[v] += len(rows)
+            vm = self.versions[v]
+            if v not in self.served and vm.accepted + len(rows) >= self.cfg.policy.min_events:
+                self.served.add(v)  # before the fold: its alerts may name it already
+                self.meta_dirty = True
         if self.spec.mode == "version":
             out.extend(self._fold_versus(live))
         else:
@@ -214,6 +226,21 @@ class MonitorStage:
         out.sort(key=lambda o: o[0])  # stable: a trigger's evaluation before its alerts
         res.outputs = out
         return res
+
+    def _trim_order(self) -> None:
+        """Keep at most MAX_ORDER names: the oldest versions that never served and have no
+        state go first (a stream inventing versions must not push the real ones out of
+        ``rollback_to``'s memory), then, if still too many, the oldest."""
+        drop = len(self.order) - MAX_ORDER
+        important = self.served | set(self.versions)
+        kept: list[str] = []
+        for v in self.order:
+            if drop > 0 and v not in important:
+                drop -= 1
+                continue
+            kept.append(v)
+        self.order = kept[drop:] if drop > 0 else kept
+        self.served &= set(self.order)
 
     def tick(self, now: float, position: int) -> list[dict[str, Any]]:
         """Time windows: let idle partitions stop holding the watermark; close windows."""
@@ -281,21 +308,23 @@ class MonitorStage:
         go: the new version's rows are rejected (``too_many_versions``)."""
         cap = self.cfg.max_versions
         if len(self.versions) >= cap:
-            protected = set(batch)
-            protected.update(v for v, vm in self.versions.items() if vm.alerting)
+            baselines: set[str] = set()
             if self.spec.mode == "version":
+                live = set(self.versions)
                 for v in self.versions:
-                    base = refmodes.baseline_of(self.cfg, v, self.order, set(self.versions))
+                    base = refmodes.baseline_of(self.cfg, v, self.order, live)
                     if base is not None:
-                        protected.add(base)
+                        baselines.add(base)
             idle = sorted(
-                (vm.last_position, v) for v, vm in self.versions.items() if v not in protected
+                (vm.last_position, v)
+                for v, vm in self.versions.items()
+                if v not in batch and v not in baselines and not vm.alerting
             )
             if not idle:
                 return False
             _, gone = idle[0]
             del self.versions[gone]
-            self.accepted.pop(gone, None)
+            self._forget_series(gone)
             self.removed.add(gone)
             self.evicted += 1
             if self.evicted <= 10 or self.evicted % 1000 == 0:
@@ -310,6 +339,15 @@ class MonitorStage:
         self.versions[version] = VersionMonitor(self, version)
         self.removed.discard(version)
         return True
+
+    def _forget_series(self, version: str) -> None:
+        """An evicted version's metric series go with its state."""
+        self.accepted.pop(version, None)
+        self.segment_overflow.pop(version, None)
+        for k in [k for k in self.detector_drifts if k[0] == version]:
+            del self.detector_drifts[k]
+        for k in [k for k in self.segment_events if k[0] == version]:
+            del self.segment_events[k]
 
     def _fold_versus(self, items: list[tuple[str, Rows]]) -> list[Output]:
         """Fold a batch's rows of a version-mode monitor's versions in position order, up to
@@ -354,6 +392,7 @@ class MonitorStage:
             "monitor": self.name,
             "fingerprint": self.fingerprint,
             "order": self.order,
+            "served": sorted(self.served),
             "versions": list(self.versions),
             "partitions": self.partition_keys,
             "segments": [list(k) for k in self._seg_keys],
@@ -397,6 +436,7 @@ class MonitorStage:
             if any(not isinstance(t, OpenCodes) for t in tables):
                 recode = None
         self.order = [str(v) for v in meta.get("order", [])]
+        self.served = {str(v) for v in meta.get("served", [])}
         self.partition_keys = [str(k) for k in meta.get("partitions", [])]
         self._part_code = {k: i for i, k in enumerate(self.partition_keys)}
         self._seg_keys = [tuple(str(x) for x in k) for k in meta.get("segments", [])]

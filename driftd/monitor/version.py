@@ -336,6 +336,13 @@ class VersionMonitor:
         if "partitions" in w:
             window["partitions"] = w["partitions"]
         rollback_to = ctx.rollback_to(self.version)
+        if rollback_to is None and transition == "alert":
+            log.warning(
+                "monitor %s version %s: no rollback_to in the alert: no earlier version reached"
+                " policy.min_events and no fallback_version is configured",
+                ctx.name,
+                self.version,
+            )
         alert = outputs.alert_line(
             kind,
             aid,

@@ -89,6 +89,10 @@ class Status:
     eval_buckets: tuple[float, ...] = ()
     eval_counts: tuple[int, ...] = ()
     eval_sum: float = 0.0
+    # the process around the stages (set by the daemon)
+    checkpoint_discarded: int = 0  # checkpoint entries unusable at restore, set aside
+    checkpoint_failures: int = 0  # checkpoint writes that failed
+    http_refused: int = 0  # HTTP connections closed to make room
 
     def monitor(self, name: str) -> MonitorStatus | None:
         return next((m for m in self.monitors if m.name == name), None)
@@ -153,7 +157,7 @@ def monitor_status(
         model=stage.model,
         segment_by=stage.segment_by,
         versions=tuple(_version_status(stage, vm) for vm in kept),
-        current=kept[-1].version if kept else None,
+        current=_current(stage, kept),
         accepted=dict(stage.accepted),
         alerts=dict(stage.alerts),
         detector_drifts={**stage.detector_drifts, **(perf_detector_drifts or {})},
@@ -163,6 +167,15 @@ def monitor_status(
         last_evaluation_wall=stage.last_evaluation_wall,
         performance=ps,
     )
+
+
+def _current(stage: MonitorStage, kept: list[VersionMonitor]) -> str | None:
+    """The version the API speaks for by default: the most recently introduced one that has
+    served (reached ``policy.min_events``), else the most recent one."""
+    for vm in reversed(kept):
+        if vm.version in stage.served:
+            return vm.version
+    return kept[-1].version if kept else None
 
 
 # ---------------------------------------------------------------------------- JSON views

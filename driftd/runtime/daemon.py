@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -36,10 +37,11 @@ from driftd.actions import build_actions
 from driftd.actions.audit import AuditLog
 from driftd.actions.deadletter import DeadLetterSink, open_dead_letter
 from driftd.config import Config
-from driftd.errors import SourceError, StateError
+from driftd.errors import ConfigError, SourceError, StateError, raise_all
 from driftd.metrics import build_registry
 from driftd.monitor.outputs import webhook_payload
 from driftd.monitor.view import Status
+from driftd.runtime.checks import problems
 from driftd.runtime.http import HttpServer
 from driftd.runtime.loop import drive
 from driftd.runtime.pipeline import Pipeline
@@ -81,6 +83,7 @@ class Daemon:
         self.drain_timeout_s = drain_timeout_s
         self.stop_event = threading.Event()
         self._signals = 0
+        raise_all(problems(cfg))  # the checks `driftd check-config` makes, all at once
         self.pipeline = Pipeline(cfg)
         state_dir = cfg.state.dir
         check_state_dir(state_dir)
@@ -95,6 +98,8 @@ class Daemon:
         self.audit = AuditLog(
             state_dir / (f"audit-worker-{worker}.jsonl" if worker is not None else "audit.jsonl"),
             every_evaluation=cfg.state.audit_evaluations,
+            max_bytes=cfg.state.audit_max_bytes,
+            backups=cfg.state.audit_backups,
         )
         self.source: KafkaSource | ConfluentSource
         if cfg.source.type == "confluent":
@@ -111,16 +116,32 @@ class Daemon:
         self._state_error: str | None = None
         self._last_ckpt = time.monotonic()
         self._events_since_ckpt = 0
-        self._staged: list[dict[str, Any]] = []  # alerts not yet in a durable checkpoint
+        self._staged: list[dict[str, Any]] = []  # alerts not yet handed to their outboxes
+        self._blocked = False  # an outbox is full: consumption paused
+        self._assigned: set[str] = set()  # partitions this process holds
         self._full_checkpoint = False  # after a failed write: rewrite every entry
         self._ckpt_lock = threading.RLock()  # the loop, rebalance callbacks and the watchdog
         self._poll_since: float | None = None  # monotonic time the current poll started
         self._status = Status()
         self._published = 0.0
+        self._ckpt_failures = 0
         self._restore()
         self.registry = build_registry(lambda: self._status, self.actions, lambda: dict(self._lag))
         host, port = cfg.http.host_port
-        self.http = HttpServer(host, port, lambda: self._status, self.registry, self.readiness)
+        h = cfg.http
+        try:
+            self.http = HttpServer(
+                host,
+                port,
+                lambda: self._status,
+                self.registry,
+                self.readiness,
+                token=h.token.resolve("http.token").decode() if h.token is not None else None,
+                max_connections=h.max_connections,
+                request_timeout_s=h.request_timeout_s,
+            )
+        except OSError as exc:
+            raise ConfigError("http.listen", f"cannot listen on {h.listen}: {exc}") from None
 
     # ------------------------------------------------------------------ state
 
@@ -142,7 +163,7 @@ class Daemon:
             len(self.pipeline.sources),
             len(self._staged),
         )
-        self._status = self.pipeline.status()
+        self._publish()
 
     def checkpoint(self, *, commit_offsets: bool = True) -> bool:
         """Persist (atomically) → hand staged alerts to the outboxes → commit offsets.
@@ -164,6 +185,7 @@ class Daemon:
                 self._full_checkpoint = False
             except (StateError, OSError, TypeError, ValueError) as exc:
                 self._full_checkpoint = True
+                self._ckpt_failures += 1
                 if self._state_error is None:
                     log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
                 self._state_error = f"checkpoint failing: {exc}"
@@ -181,20 +203,47 @@ class Daemon:
         return True
 
     def _hand_over(self) -> None:
-        """Durable alerts into their actions' outboxes (which de-duplicate by id)."""
+        """Durable alerts into their actions' outboxes (which de-duplicate by id), in order.
+        An outbox that is full holds the rest back: they stay staged — in every checkpoint
+        until handed over — and consumption pauses (back-pressure, never a dropped alert)."""
+        done = 0
         for alert in self._staged:
             mon = self.cfg.monitor(alert["monitor"])
             payload = webhook_payload(alert)
-            for name in mon.actions:
-                if not self.actions[name].submit(payload):
-                    log.error("action %s could not queue alert %s", name, payload["id"])
-        self._staged = []
+            targets = [self.actions[name] for name in mon.actions]
+            if not all(a.accepts(payload["id"]) for a in targets):
+                break
+            for a in targets:
+                if not a.submit(payload):  # unwritable outbox: logged and counted there
+                    log.error("action %s could not queue alert %s", a.name, payload["id"])
+            done += 1
+        self._staged = self._staged[done:]
+        self._set_backpressure(bool(self._staged))
+
+    def _set_backpressure(self, on: bool) -> None:
+        if on == self._blocked:
+            return
+        self._blocked = on
+        if on:
+            log.error(
+                "a webhook outbox is full: %d alerts wait (kept in the checkpoint); consumption"
+                " pauses until the outbox has room",
+                len(self._staged),
+            )
+            self.source.pause()
+        else:
+            log.warning("webhook outboxes have room again: consumption resumes")
+            self.source.resume()
 
     # ------------------------------------------------------------------ lifecycle
 
     def readiness(self) -> tuple[bool, str]:
         if self._state_error is not None:
             return False, self._state_error
+        if self._blocked:
+            return False, f"webhook outbox full: {len(self._staged)} alerts waiting"
+        if self._ready and not self._assigned:
+            return False, "no partitions assigned (yet)"
         return self._ready, self._ready_reason
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -321,6 +370,9 @@ class Daemon:
             if rejected:
                 self.dead_letter.write(rejected)
         self._events_since_ckpt += len(records)
+        if self._blocked:
+            with self._ckpt_lock:
+                self._hand_over()  # room again? (outboxes drain on their own threads)
         now = time.monotonic()
         st = self.cfg.state
         if (
@@ -331,12 +383,21 @@ class Daemon:
             self.checkpoint()
         if outputs or now - self._published >= PUBLISH_S:
             self._published = now
-            self._status = self.pipeline.status()
+            self._publish()
             self._lag = self.source.lag()
         return outputs
 
     def closing(self) -> list[dict[str, Any]]:
         return []
+
+    def _publish(self) -> None:
+        """A fresh status for readers (HTTP, metrics): the stages' plus the process's own."""
+        self._status = replace(
+            self.pipeline.status(),
+            checkpoint_discarded=self.store.bad_entries,
+            checkpoint_failures=self._ckpt_failures,
+            http_refused=self.http.refused if hasattr(self, "http") else 0,
+        )
 
     def _watchdog(self) -> None:
         """Detect a hung Kafka client (kafka-python 3.0 can block inside ``poll`` forever
@@ -376,6 +437,7 @@ class Daemon:
     # ------------------------------------------------------------------ rebalances
 
     def _on_revoke(self, keys: list[str]) -> None:
+        self._assigned.difference_update(keys)
         held = [k for k in keys if k in self.pipeline.sources]
         self.checkpoint()
         self.pipeline.revoke(keys)
@@ -384,6 +446,9 @@ class Daemon:
 
     def _on_assign(self, keys: list[str]) -> None:
         self.pipeline.assign(keys)
+        self._assigned.update(keys)
+        if self._blocked:
+            self.source.pause()  # newly assigned partitions wait too
         for key in keys:
             off = self.pipeline.sources.get(key)
             if off is None:

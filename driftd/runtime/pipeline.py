@@ -114,7 +114,12 @@ class Pipeline:
             self.perf = PerformanceStage(cfg, perf_monitors)
         perf_models = frozenset(s.model for s, _ in perf_monitors)
         self.router = Router(
-            cfg.schema_, cfg.input.max_event_bytes, targets, perf_models=perf_models
+            cfg.schema_,
+            cfg.input.max_event_bytes,
+            targets,
+            perf_models=perf_models,
+            version_pattern=cfg.input.model_version_pattern,
+            max_version_chars=cfg.input.max_model_version_chars,
         )
         self.position = 0  # events read so far, over restarts (checkpointed)
         self.sources: dict[str, int] = {}  # partition key → next offset (checkpointed)

@@ -54,6 +54,13 @@ class Source(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def pause(self) -> None:  # noqa: B027 - optional: files need no back-pressure
+        """Stop fetching from every assigned partition (``poll`` returns nothing) while
+        staying in the consumer group."""
+
+    def resume(self) -> None:  # noqa: B027
+        """Fetch again after :meth:`pause`."""
+
     @property
     def exhausted(self) -> bool:
         """True when a finite source has no more records."""

@@ -248,6 +248,14 @@ class ConfluentSource(Source):
             append(rec)
         return out
 
+    def pause(self) -> None:
+        c = self.consumer
+        c.pause(c.assignment())
+
+    def resume(self) -> None:
+        c = self.consumer
+        c.resume(c.assignment())
+
     def seek(self, key: str, offset: int) -> None:
         if self._assigning is not None:  # inside on_assign: becomes the start offset
             self._assigning[key] = offset

@@ -158,6 +158,7 @@ class KafkaSource(Source):
         self._last_probe = 0.0
         self._stalled_probes = 0
         self.recycles = 0
+        self._paused = False
 
     def open(self) -> None:
         try:
@@ -210,6 +211,8 @@ class KafkaSource(Source):
         if out:
             self._last_records = now
             self._stalled_probes = 0
+        elif self._paused:
+            self._last_records = now  # nothing fetched on purpose: not a stall
         elif now - self._last_records >= STALL_PROBE_S and now - self._last_probe >= STALL_PROBE_S:
             self._last_probe = now
             self._check_stall()
@@ -281,6 +284,17 @@ class KafkaSource(Source):
         self._last_records = time.monotonic()
         self.close()
         self.open()
+
+    def pause(self) -> None:
+        c = self.consumer
+        c.pause(*c.assignment())
+        self._paused = True
+
+    def resume(self) -> None:
+        c = self.consumer
+        c.resume(*c.paused())
+        self._paused = False
+        self._last_records = time.monotonic()  # a pause is not a stall
 
     def seek(self, key: str, offset: int) -> None:
         self.consumer.seek(split_key(key), offset)
