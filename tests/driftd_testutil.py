@@ -150,7 +150,7 @@ def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
     for line in text.splitlines():
-        if not line.startswith(name + "{"):
+        if not (line.startswith(name + "{") or (not labels and line.startswith(name + " "))):
             continue
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])

@@ -148,7 +148,11 @@ class Router:
                         st.seg[j].append(t.segment_key(obj))
         if not order:
             return out
-        offsets = np.fromiter((r.offset for r in records), dtype=np.int64, count=len(records))
+        first, last = records[0].offset, records[-1].offset
+        if last - first == len(records) - 1:  # the usual case: no gaps (compaction, markers)
+            offsets = np.arange(first, last + 1, dtype=np.int64)
+        else:
+            offsets = np.fromiter((r.offset for r in records), np.int64, count=len(records))
         seq = self._seq.get(partition, 0)
         for st in order:
             idx = np.asarray(st.idx, dtype=np.int64)

@@ -135,9 +135,13 @@ class Pipeline:
     # ------------------------------------------------------------------ processing
 
     def process(
-        self, records: Sequence[RawRecord], now: float | None = None
+        self,
+        records: Sequence[RawRecord],
+        now: float | None = None,
+        runs: Sequence[tuple[str, str, int, int]] | None = None,
     ) -> list[dict[str, Any]]:
-        """Fold a batch in; return the output lines in trigger order."""
+        """Fold a batch in; return the output lines in trigger order. ``runs`` (partition
+        key, topic, start, end) may come from the source, which knows them for free."""
         now = time.time() if now is None else now
         base = self.position
         n = len(records)
@@ -147,7 +151,7 @@ class Pipeline:
             self.dirty = True
         panes: dict[str, list[Pane]] = {}
         perf = self.perf
-        for key, topic, a, b in _runs(records):
+        for key, topic, a, b in runs if runs is not None else _runs(records):
             recs = records[a:b]
             if perf is not None and perf.is_label_topic(topic):
                 perf.stage_label_records(recs)

@@ -159,6 +159,8 @@ class KafkaSource(Source):
         self._stalled_probes = 0
         self.recycles = 0
         self._paused = False
+        # (partition key, topic, start, end) of the last poll's records, per partition
+        self.last_runs: list[tuple[str, str, int, int]] = []
 
     def open(self) -> None:
         try:
@@ -182,6 +184,14 @@ class KafkaSource(Source):
     def poll(self, max_records: int, timeout_ms: int) -> list[RawRecord]:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         out: list[RawRecord] = []
+        runs: list[tuple[str, str, int, int]] = []
+        start = 0
+        for tp, records in batches.items():  # a partition's records are one run, in order
+            if records:
+                key = partition_key(tp.topic, tp.partition)
+                runs.append((key, tp.topic, start, start + len(records)))
+                start += len(records)
+        self.last_runs = runs
         # Hot path (one RawRecord per event): records are filled through their slots.
         setters = raw_record_setters()
         if setters is None:
