@@ -4,7 +4,8 @@
 
 1. **A crowded port.** The e2e workload (4 models, 4 partitions, keyed by event id) is consumed
    by ``driftd run`` twice in the same run: alone, and while 1,000 idle connections are held
-   open and 50 pollers scrape ``/metrics`` and ``/api/v1/monitors`` as fast as they can.
+   open and 50 pollers each scrape ``/metrics`` or ``/api/v1/monitors`` twice a second (100
+   requests/s: Prometheus scrapes once per 15 s).
    Reported: events/s of each, their ratio (target ≥ 0.8), ``/readyz`` latency during the
    crowd (p99, worst), checkpoint failures (must be 0) and connections refused to make room.
 2. **Invented versions.** 200,000 events each naming a new ``model_version`` go through the
@@ -70,7 +71,7 @@ def crowd(base: str, stop: threading.Event, latencies: list[float]) -> dict[str,
     errors = [0]
 
     def poller(path: str) -> None:
-        while not stop.is_set():
+        while not stop.wait(0.5):
             try:
                 with urllib.request.urlopen(base + path, timeout=10) as r:
                     r.read()

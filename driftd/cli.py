@@ -419,7 +419,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         "state.dir": args.state_dir,
     }
     cfg = _load(args, overrides)
-    daemon = Daemon(cfg, worker=args.worker)
+    if cfg.scale_out.enabled:
+        from driftd.runtime.scaled import ScaledDaemon
+
+        daemon: Daemon = ScaledDaemon(cfg, worker=args.worker)
+    else:
+        daemon = Daemon(cfg, worker=args.worker)
     daemon.install_signal_handlers()
     return daemon.run()
 

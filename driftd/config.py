@@ -767,6 +767,34 @@ class SourceConfig(_Frozen):
     `driftd[confluent]` extra). Both take their settings from `kafka`."""
 
 
+class ScaleOutConfig(_Frozen):
+    """Several processes (``driftd run --workers N``, or ``driftd run`` on several hosts) in one
+    consumer group: partition stages publish panes to an internal topic keyed by monitor, and
+    each monitor is decided by one process at a time, its state kept in a compacted internal
+    topic so that it can move with a rebalance."""
+
+    enabled: bool = False
+    """Use the internal topics (``--workers N`` with N > 1 sets this)."""
+    panes_topic: str | None = None
+    """Internal topic of panes; null: `<kafka.group_id>.panes`. Created when missing."""
+    state_topic: str | None = None
+    """Compacted internal topic of monitor state; null: `<kafka.group_id>.state`."""
+    members_topic: str | None = None
+    """Compacted internal topic where each process says which monitors it decides; null:
+    `<kafka.group_id>.members`."""
+    partitions: int = Field(default=12, ge=1, le=1000)
+    """Partitions of the panes and state topics (at most this many processes share the
+    monitors). A topic that exists with another count is refused."""
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    """Replication of the internal topics when driftd creates them."""
+    advertise: str | None = None
+    """`http://host:port` other processes use to reach this one's API (a monitor decided here,
+    asked of another process, is answered through it); null: this host's name and the
+    `http.listen` port."""
+    max_state_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    """Largest monitor state written to the state topic (its `max.message.bytes`)."""
+
+
 class Config(_Frozen):
     kafka: KafkaConfig = KafkaConfig()
     """Kafka connection and consumer settings."""
@@ -786,6 +814,8 @@ class Config(_Frozen):
     """Durable state."""
     dead_letter: DeadLetter | None = None
     """Where rejected events are copied; null: counted only."""
+    scale_out: ScaleOutConfig = ScaleOutConfig()
+    """Several processes sharing the work through Kafka (see the architecture docs)."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True

@@ -439,12 +439,14 @@ class WebhookAction:
         return self._jitter() * ceiling
 
     async def _finish(self, alert_id: str, outcome: str) -> None:
+        # Counted before the entry leaves the outbox: whoever sees the outbox empty
+        # (flush) also sees the outcome.
+        self._count(outcome)
         try:
             await asyncio.to_thread(self._outbox.remove, alert_id)
         except OSError:
             # it is gone from memory; a restart would resend it under the same id
             logger.exception("webhook %s: could not remove %s from outbox", self.name, alert_id)
-        self._count(outcome)
         with self._drained:
             self._drained.notify_all()
 

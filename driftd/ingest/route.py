@@ -43,13 +43,14 @@ class RouteTarget:
 @dataclass(slots=True)
 class Routed:
     """One partition run through the stage. ``rejected``: (index in the run, reason,
-    detail). ``predictions``: (model, version, (event_id, label, raw ts), prediction, ts) of
-    accepted events of models in ``perf_models``. ``label_lines``: indices of lines without a
-    model that carry an event id and a label (the caller decides whether they are labels)."""
+    detail). ``predictions``: (model, version, (event_id, label, raw ts), prediction, ts,
+    index in the run) of accepted events of models in ``perf_models``. ``label_lines``:
+    indices of lines without a model that carry an event id and a label (the caller decides
+    whether they are labels)."""
 
     panes: list[Pane] = field(default_factory=list)
     rejected: list[tuple[int, str, str]] = field(default_factory=list)
-    predictions: list[tuple[str, str, Any, Any, float]] = field(default_factory=list)
+    predictions: list[tuple[str, str, Any, Any, float, int]] = field(default_factory=list)
     label_lines: list[tuple[int, tuple[Any, Any, Any]]] = field(default_factory=list)
     accepted: int = 0
 
@@ -140,7 +141,7 @@ class Router:
             st.idx.append(i)
             st.ts.append(ts)
             if model in perf:
-                out.predictions.append((model, version, self.decoder.last_extra, pred, ts))
+                out.predictions.append((model, version, self.decoder.last_extra, pred, ts, i))
             if keeper is not None:
                 obj = keeper.last
                 for j, t in enumerate(st.targets):

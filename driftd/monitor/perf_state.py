@@ -57,12 +57,11 @@ class MonitorPerf:
         # Bumped whenever saved state is discarded, so the alert ids of the new windows
         # (keyed by labelled-event counts that restart at 0) never repeat delivered ones.
         self.epoch = 0
-        self.joiner = LabelJoiner(
-            cfg.label_horizon_s,
-            max_pending=cfg.max_pending,
-            max_early=cfg.max_early,
-            max_resolved=max(2 * cfg.max_early, 200_000),
-        )
+        self.joiner = self.new_joiner()
+        # Scale-out: the join runs in the partition stages (monitor.perf_split); this
+        # joiner only sums their counters, and their pending / early gauges are here.
+        self.part_gauges: dict[int, tuple[int, int]] = {}
+        self.folded: dict[str, int] = {}  # source key → offset of the last trigger folded
         self.versions: dict[str, VersionPerf] = {}
         self.fingerprint = perf_fingerprint(cfg)
         # One detector on the monitor's error stream in join order (across versions), so a
@@ -70,8 +69,17 @@ class MonitorPerf:
         self.detector = ErrorStreamDetector(cfg.detector) if cfg.detector is not None else None
         self._full_logged = False
 
-    def has_room_for(self, version: str) -> bool:
-        j = self.joiner
+    def new_joiner(self) -> LabelJoiner:
+        cfg = self.cfg
+        return LabelJoiner(
+            cfg.label_horizon_s,
+            max_pending=cfg.max_pending,
+            max_early=cfg.max_early,
+            max_resolved=max(2 * cfg.max_early, 200_000),
+        )
+
+    def has_room_for(self, version: str, j: LabelJoiner | None = None) -> bool:
+        j = self.joiner if j is None else j
         if version in j.version_names or len(j.version_names) < MAX_VERSIONS:
             return True
         if not self._full_logged:
@@ -126,6 +134,7 @@ def snapshot(
                 "fingerprint": mp.fingerprint,
                 "epoch": mp.epoch,
                 "joiner": jmeta,
+                "folded": mp.folded,
                 "versions": versions,
                 "detector": split_arrays(mp.detector.snapshot(), arrays, f"p{i}.d.")
                 if mp.detector is not None
@@ -168,6 +177,7 @@ def restore(
             mp.epoch += 1
             continue
         mp.joiner, mp.versions = joiner, versions
+        mp.folded = {str(k): int(v) for k, v in saved.get("folded", {}).items()}
         if detector is not None:
             mp.detector = detector
         log.info(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -34,9 +33,10 @@ import numpy.typing as npt
 
 from driftd.config import Config, PerformanceConfig
 from driftd.ingest.decode import Reject
-from driftd.ingest.labels import MAX_FUTURE_S, LabelReader, as_id, as_number, label_of
-from driftd.monitor import perf_state
+from driftd.ingest.labels import LabelReader, label_of
+from driftd.monitor import perf_join, perf_state
 from driftd.monitor.outputs import alert_id, alert_line, detector_line, iso
+from driftd.monitor.perf_split import Outcomes, PartitionJoins, fold_counts
 from driftd.monitor.perf_state import MonitorPerf, MonitorRef, VersionPerf
 from driftd.performance import (
     CLASSIFICATION_METRICS,
@@ -60,6 +60,7 @@ SNAPSHOT_FORMAT = 1
 LABEL_OUTCOMES = {"joined": "joined", "late": "late", "orphaned": "orphaned",
                   "duplicates": "duplicate"}  # fmt: skip
 PREDICTION_OUTCOMES = ("expired", "evicted")
+Origin = tuple[str, int]  # (source partition key, offset)
 
 
 def _slice(p: JoinedPairs, a: int, b: int) -> JoinedPairs:
@@ -88,6 +89,11 @@ class PerformanceStage:
         # staging for the current micro-batch
         self._preds: list[tuple[str, str, Any, Any, float]] = []
         self._labels: list[tuple[str | None, str, float, float]] = []
+        # Scale-out (monitor.perf_split): joins per source partition index, in the partition
+        # stage; the staged rows' origins tell the decider which pairs it folded already.
+        self.split: PartitionJoins | None = None
+        self._pred_origin: list[Origin] = []
+        self._label_origin: list[Origin] = []
         # process-lifetime counters (Prometheus)
         self.labels_read = 0  # label events taken (label topics, label files, label lines)
         # (monitor, reason) → accepted predictions the join cannot take
@@ -104,10 +110,14 @@ class PerformanceStage:
     def is_label_topic(self, topic: str) -> bool:
         return topic in self.label_topics
 
-    def stage_prediction(self, model: str, version: str, extra: Any, pred: Any, ts: float) -> None:
+    def stage_prediction(
+        self, model: str, version: str, extra: Any, pred: Any, ts: float, origin: Origin = ("", -1)
+    ) -> None:
         """One accepted prediction (``extra`` = the decoder's (event_id, label, raw ts))."""
         if model in self.by_model:
             self._preds.append((model, version, extra, pred, ts))
+            if self.split is not None:
+                self._pred_origin.append(origin)
 
     def stage_label_line(self, extra: tuple[Any, Any, Any], rec: RawRecord) -> bool:
         """A line without ``model`` in the prediction stream: a label event if it has an
@@ -118,6 +128,8 @@ class PerformanceStage:
             return False
         self._labels.append(label_of(None, eid, label, ts_raw, rec))
         self.labels_read += 1
+        if self.split is not None:
+            self._label_origin.append((f"{rec.topic}/{rec.partition}", rec.offset))
         return True
 
     def stage_label_records(self, records: Sequence[RawRecord]) -> None:
@@ -126,6 +138,8 @@ class PerformanceStage:
             try:
                 self._labels.append(self._reader.read(rec))
                 self.labels_read += 1
+                if self.split is not None:
+                    self._label_origin.append((f"{rec.topic}/{rec.partition}", rec.offset))
             except Reject as r:
                 self.rejected.append((rec, r.reason, r.detail))
 
@@ -138,81 +152,47 @@ class PerformanceStage:
         if not preds and not labels:
             return []
         self.dirty = True
+        joined = perf_join.join_batch(
+            list(self.monitors.values()), preds, labels, lambda mp: mp.joiner, self.unjoinable
+        )
         out: list[dict[str, Any]] = []
-        joined: dict[str, list[JoinedPairs]] = {}
-        if preds:
-            self._add_predictions(preds, joined)
-        if labels:
-            for mp in self.monitors.values():
-                mine = [x for x in labels if x[0] is None or x[0] == mp.model]
-                if not mine:
-                    continue
-                pairs = mp.joiner.add_labels(
-                    [x[1] for x in mine],
-                    np.fromiter((x[2] for x in mine), np.float64, len(mine)),
-                    np.fromiter((x[3] for x in mine), np.float64, len(mine)),
-                )
-                if len(pairs):
-                    joined.setdefault(mp.name, []).append(pairs)
         for name, chunks in joined.items():
             mp = self.monitors[name]
-            for pairs in chunks:
+            for pairs, _ in chunks:
                 out.extend(self._fold(mp, pairs, position))
         return out
 
-    def _add_predictions(
-        self, preds: list[tuple[str, str, Any, Any, float]], joined: dict[str, list[JoinedPairs]]
-    ) -> None:
-        # Group by (model, version) once; ids, scores and times go to the joiner as arrays.
-        groups: dict[tuple[str, str], list[tuple[Any, Any, float]]] = {}
-        for model, version, extra, pred, ts in preds:
-            groups.setdefault((model, version), []).append((extra, pred, ts))
-        for (model, version), rows in groups.items():
-            ids: list[str] = []
-            scores: list[float] = []
-            times: list[float] = []
-            lab_ids: list[str] = []
-            lab_vals: list[float] = []
-            lab_ts: list[float] = []
-            missing = 0
-            future = 0
-            limit = time.time() + MAX_FUTURE_S
-            for (eid_raw, label_raw, _), pred, ts in rows:
-                eid = as_id(eid_raw)
-                if eid is None:
-                    missing += 1
-                    continue
-                if ts > limit:  # would move the join's clock ahead for good: not joined
-                    future += 1
-                    continue
-                ids.append(eid)
-                scores.append(as_number(pred))
-                times.append(ts)
-                if label_raw is not None:
-                    lv = as_number(label_raw)
-                    if math.isfinite(lv):
-                        lab_ids.append(eid)
-                        lab_vals.append(lv)
-                        lab_ts.append(ts)
-            for mp in self.by_model[model]:
-                if missing:
-                    self.unjoinable[(mp.name, "no_event_id")] += missing
-                if future:
-                    self.unjoinable[(mp.name, "future_ts")] += future
-                if not ids:
-                    continue
-                if not mp.has_room_for(version):
-                    # the joiner codes versions in 15 bits: a stream inventing versions
-                    # without end is counted, not a crash
-                    self.unjoinable[(mp.name, "too_many_versions")] += len(ids)
-                    continue
-                pairs = mp.joiner.add_predictions(ids, version, scores, times)
-                if len(pairs):
-                    joined.setdefault(mp.name, []).append(pairs)
-                if lab_ids:  # labels carried by the prediction events themselves
-                    pairs = mp.joiner.add_labels(lab_ids, lab_vals, lab_ts)
-                    if len(pairs):
-                        joined.setdefault(mp.name, []).append(pairs)
+    def take_outcomes(self) -> list[Outcomes]:
+        """Scale-out, partition stage: join the staged batch per source partition index;
+        the outcomes go to the processes that decide the monitors."""
+        assert self.split is not None
+        preds, self._preds = self._preds, []
+        labels, self._labels = self._labels, []
+        p_origin, self._pred_origin = self._pred_origin, []
+        l_origin, self._label_origin = self._label_origin, []
+        return self.split.take(preds, labels, p_origin, l_origin)
+
+    def fold_outcomes(self, outcomes: Sequence[Outcomes], position: int) -> list[dict[str, Any]]:
+        """Scale-out, monitor stage: fold the pairs a partition stage joined (each once)."""
+        out: list[dict[str, Any]] = []
+        for o in outcomes:
+            mp = self.monitors.get(o.monitor)
+            if mp is None:
+                continue
+            self.dirty = True
+            fold_counts(mp, o)
+            for reason, n in o.unjoinable.items():
+                self.unjoinable[(mp.name, reason)] += n
+            pairs = o.fresh(mp.folded)
+            if len(pairs):
+                out.extend(self._fold(mp, pairs, position))
+        return out
+
+    def reset(self, name: str, ref: MonitorRef) -> None:
+        """A fresh performance state for monitor ``name`` (scale-out: it moved)."""
+        old = self.monitors[name]
+        mp = self.monitors[name] = MonitorPerf(ref, old.cfg)
+        self.by_model[mp.model] = [mp if m.name == name else m for m in self.by_model[mp.model]]
 
     def _fold(self, mp: MonitorPerf, pairs: JoinedPairs, position: int) -> list[dict[str, Any]]:
         """Append joined pairs to their versions' windows, evaluating at every step

@@ -1,18 +1,105 @@
-"""A version's state ↔ a checkpoint entry: its window, policy states, detectors, reference-mode
-state and segments as plain arrays plus JSON (never pickle)."""
+"""A monitor's state ↔ checkpoint entries: the monitor's own meta (version order, partitions,
+segments, clock) and, per version, its window, policy states, detectors, reference-mode state
+and segments as plain arrays plus JSON (never pickle)."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from driftd.ingest.decode import OpenCodes
 from driftd.monitor import detect, refmodes
 from driftd.monitor.version import Context, VersionMonitor
 from driftd.policy import PolicyState
 from driftd.reference.warmup import WarmupBuilder
 from driftd.state.checkpoint import join_arrays, split_arrays
+
+if TYPE_CHECKING:
+    from driftd.monitor.stage import MonitorStage
+
+log = logging.getLogger(__name__)
+
+VersionLoader = Callable[[str], tuple[dict[str, Any], dict[str, Any]] | None]
+
+
+def stage_meta(stage: MonitorStage) -> dict[str, Any]:
+    """The monitor's own checkpoint entry (its versions are entries of their own)."""
+    meta: dict[str, Any] = {
+        "monitor": stage.name,
+        "fingerprint": stage.fingerprint,
+        "order": stage.order,
+        "served": sorted(stage.served),
+        "versions": list(stage.versions),
+        "partitions": stage.partition_keys,
+        "segments": [list(k) for k in stage._seg_keys],
+        "clock": stage.clock.snapshot() if stage.clock is not None else None,
+        "stream_position": stage.stream_position,
+    }
+    if stage.spec.open_categories:  # the codes in windows and warmup counts index them
+        meta["codes"] = [list(t) for t in stage.code_tables()]
+    return meta
+
+
+def snapshot_version(
+    stage: MonitorStage, version: str
+) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    """A version's checkpoint entry: (JSON meta, arrays)."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    meta = snapshot(stage.versions[version], arrays)
+    return {"monitor": stage.name, "fingerprint": stage.fingerprint, **meta}, arrays
+
+
+def restore_stage(
+    stage: MonitorStage, meta: dict[str, Any], load_version: VersionLoader, now: float
+) -> int:
+    """Install saved state into a fresh stage; returns the versions restored. State saved for
+    another window, feature layout or profile is discarded whole (logged); a version whose
+    saved state cannot be used starts fresh (logged)."""
+    if meta.get("fingerprint") != stage.fingerprint:
+        log.warning(
+            "checkpoint: monitor %s changed (window, features, segments or reference"
+            " profile); discarding its saved state and starting it fresh",
+            stage.name,
+        )
+        return 0
+    recode = None
+    if stage.spec.open_categories and meta.get("codes") is not None:
+        recode = recode_tables(meta["codes"], stage.code_tables(), stage.spec)
+    stage.order = [str(v) for v in meta.get("order", [])]
+    stage.stream_position = int(meta.get("stream_position", 0))
+    stage.served = {str(v) for v in meta.get("served", [])}
+    stage.partition_keys = [str(k) for k in meta.get("partitions", [])]
+    stage._part_code = {k: i for i, k in enumerate(stage.partition_keys)}
+    stage._seg_keys = [tuple(str(x) for x in k) for k in meta.get("segments", [])]
+    if stage._seg_code is not None:
+        stage._seg_code = {k: i for i, k in enumerate(stage._seg_keys)}
+    if stage.clock is not None and meta.get("clock") is not None:
+        stage.clock.restore(meta["clock"], now)
+    n = 0
+    for version in meta.get("versions", []):
+        saved = load_version(str(version))
+        if saved is None:
+            continue
+        vmeta, arrays = saved
+        try:
+            vm = restore(stage, vmeta, arrays, "", recode)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            log.error(
+                "checkpoint: state of monitor %s version %s is unusable (%r); starting the"
+                " version fresh",
+                stage.name,
+                version,
+                exc,
+            )
+            continue
+        stage.versions[vm.version] = vm
+        n += 1
+    stage.meta_dirty = False
+    return n
 
 
 def snapshot(
@@ -27,6 +114,7 @@ def snapshot(
         "segment": list(vm.segment) if vm.segment is not None else None,
         "accepted": vm.accepted,
         "last_position": vm.last_position,
+        "merged": vm.merged,
         "policy": vm.policy.to_json(),
         "warn": vm.warn.to_json(),
         "latest": vm.latest,
@@ -47,6 +135,7 @@ def snapshot(
     ]
     return meta
 
+
 def restore(
     ctx: Context,
     meta: dict[str, Any],
@@ -65,6 +154,7 @@ def restore(
     vm.warn = PolicyState.from_json(meta["warn"])
     vm.accepted = int(meta["accepted"])
     vm.last_position = int(meta.get("last_position", 0))
+    vm.merged = {str(k): int(v) for k, v in meta.get("merged", {}).items()}
     vm.latest = meta.get("latest")
     if vm.dets:
         dets = [join_arrays(d, arrays) for d in meta.get("detectors", [])]
@@ -86,6 +176,22 @@ def restore(
             vm.segments[c.segment] = c
     vm.dirty = False
     return vm
+
+
+def recode_tables(
+    saved: list[list[str]], tables: list[Any], spec: Any
+) -> list[npt.NDArray[np.int64]] | None:
+    """Lookup tables from the codes a checkpoint saved to today's codes for the open
+    categorical features, or None when every saved label got its old code back."""
+    recode = refmodes.recode_luts(saved, tables, spec.open_categories)
+    if all(
+        np.array_equal(lut[: len(labels)], np.arange(len(labels)))
+        for lut, labels in zip(recode, saved, strict=True)
+    ):
+        return None
+    if any(not isinstance(t, OpenCodes) for t in tables):
+        return None
+    return recode
 
 
 def _recode_window(

@@ -20,17 +20,15 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import orjson
 
 from driftd.config import SlidingTimeWindow, TumblingTimeWindow
-from driftd.ingest.decode import OpenCodes
 from driftd.ingest.panes import Pane, Rows, merge
-from driftd.monitor import persist, refmodes
+from driftd.monitor import refmodes
 from driftd.monitor.spec import MonitorSpec
 from driftd.monitor.version import Histogram, Output, VersionMonitor
 from driftd.policy import Policy
@@ -107,6 +105,9 @@ class MonitorStage:
         self.last_evaluation_wall: float | None = None
         self.meta_dirty = True
         self.removed: set[str] = set()  # versions evicted since the last snapshot
+        self._merged_next: dict[tuple[str, str], int] = {}  # this batch's last offsets
+        # scale-out: rows merged from the panes topic, numbered (their positions)
+        self.stream_position = 0
 
     # ------------------------------------------------------------------ context for versions
 
@@ -176,7 +177,7 @@ class MonitorStage:
         """Merge a batch's panes (every partition) and fold them into the versions."""
         res = Folded()
         grouped: dict[str, list[Pane]] = {}
-        for p in panes:
+        for p in self._fresh(panes):
             if len(p.rows):
                 grouped.setdefault(p.version, []).append(p)
         if not grouped:
@@ -223,6 +224,11 @@ class MonitorStage:
                 out.extend(self.versions[v].fold(rows, self))
         if trigger_of is not None:
             out.extend(self._advance(trigger_of))
+        for (version, partition), last in self._merged_next.items():
+            kept = self.versions.get(version)
+            if kept is not None and last > kept.merged.get(partition, -1):
+                kept.merged[partition] = last
+        self._merged_next.clear()
         out.sort(key=lambda o: o[0])  # stable: a trigger's evaluation before its alerts
         res.outputs = out
         return res
@@ -241,6 +247,30 @@ class MonitorStage:
             kept.append(v)
         self.order = kept[drop:] if drop > 0 else kept
         self.served &= set(self.order)
+
+    def _fresh(self, panes: Sequence[Pane]) -> list[Pane]:
+        """The panes' rows not merged before: a version remembers, per source partition, the
+        last offset it merged (a pane published twice — a crash between publishing and
+        committing the source offsets — is recognised row by row)."""
+        out: list[Pane] = []
+        seen: dict[tuple[str, str], int] = {}
+        for p in panes:
+            r = p.rows
+            if not len(r) or int(r.off[-1]) < 0:  # files: no offsets, nothing is replayed
+                out.append(p)
+                continue
+            key = (p.version, p.partition)
+            vm = self.versions.get(p.version)
+            floor = seen.get(key, vm.merged.get(p.partition, -1) if vm is not None else -1)
+            if int(r.off[0]) > floor:
+                out.append(p)
+            elif int(r.off[-1]) > floor:
+                keep = np.flatnonzero(r.off > floor)
+                out.append(replace(p, rows=r.take(keep), segment_keys=p.segment_keys))
+            seen[key] = max(floor, int(r.off[-1]))
+        for (version, partition), last in seen.items():
+            self._merged_next[(version, partition)] = last
+        return out
 
     def tick(self, now: float, position: int) -> list[dict[str, Any]]:
         """Time windows: let idle partitions stop holding the watermark; close windows."""
@@ -386,82 +416,3 @@ class MonitorStage:
         return (
             self.meta_dirty or bool(self.removed) or any(vm.dirty for vm in self.versions.values())
         )
-
-    def snapshot_meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "monitor": self.name,
-            "fingerprint": self.fingerprint,
-            "order": self.order,
-            "served": sorted(self.served),
-            "versions": list(self.versions),
-            "partitions": self.partition_keys,
-            "segments": [list(k) for k in self._seg_keys],
-            "clock": self.clock.snapshot() if self.clock is not None else None,
-        }
-        if self.spec.open_categories:  # the codes in windows and warmup counts index them
-            meta["codes"] = [list(t) for t in self.code_tables()]
-        return meta
-
-    def snapshot_version(self, version: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        arrays: dict[str, npt.NDArray[Any]] = {}
-        meta = persist.snapshot(self.versions[version], arrays)
-        return {"monitor": self.name, "fingerprint": self.fingerprint, **meta}, arrays
-
-    def restore(
-        self,
-        meta: dict[str, Any],
-        load_version: Callable[[str], tuple[dict[str, Any], dict[str, Any]] | None],
-        now: float,
-    ) -> int:
-        """Install saved state (see :meth:`snapshot_meta`); returns the versions restored.
-        State saved for another window, feature layout or profile is discarded whole
-        (logged); a version whose saved state cannot be used starts fresh (logged)."""
-        if meta.get("fingerprint") != self.fingerprint:
-            log.warning(
-                "checkpoint: monitor %s changed (window, features, segments or reference"
-                " profile); discarding its saved state and starting it fresh",
-                self.name,
-            )
-            return 0
-        recode = None
-        if self.spec.open_categories and meta.get("codes") is not None:
-            tables = self.code_tables()
-            saved = meta["codes"]
-            recode = refmodes.recode_luts(saved, tables, self.spec.open_categories)
-            if all(
-                np.array_equal(lut[: len(labels)], np.arange(len(labels)))
-                for lut, labels in zip(recode, saved, strict=True)
-            ):
-                recode = None  # the saved labels got their old codes back
-            if any(not isinstance(t, OpenCodes) for t in tables):
-                recode = None
-        self.order = [str(v) for v in meta.get("order", [])]
-        self.served = {str(v) for v in meta.get("served", [])}
-        self.partition_keys = [str(k) for k in meta.get("partitions", [])]
-        self._part_code = {k: i for i, k in enumerate(self.partition_keys)}
-        self._seg_keys = [tuple(str(x) for x in k) for k in meta.get("segments", [])]
-        if self._seg_code is not None:
-            self._seg_code = {k: i for i, k in enumerate(self._seg_keys)}
-        if self.clock is not None and meta.get("clock") is not None:
-            self.clock.restore(meta["clock"], now)
-        n = 0
-        for version in meta.get("versions", []):
-            saved = load_version(str(version))
-            if saved is None:
-                continue
-            vmeta, arrays = saved
-            try:
-                vm = persist.restore(self, vmeta, arrays, "", recode)
-            except (KeyError, ValueError, TypeError, IndexError) as exc:
-                log.error(
-                    "checkpoint: state of monitor %s version %s is unusable (%r); starting the"
-                    " version fresh",
-                    self.name,
-                    version,
-                    exc,
-                )
-                continue
-            self.versions[vm.version] = vm
-            n += 1
-        self.meta_dirty = False
-        return n

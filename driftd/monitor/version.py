@@ -100,6 +100,7 @@ class VersionMonitor:
         "ref_spec",
         "luts",
         "segments",
+        "merged",
         "dirty",
     )
 
@@ -122,6 +123,7 @@ class VersionMonitor:
         self.ref_spec: MonitorSpec | None = None  # warmup: the spec on the version's reference
         self.luts: tuple[int, list[Any]] | None = None  # (dictionary sizes, code lookup tables)
         self.segments: dict[tuple[str, ...], VersionMonitor] = {}
+        self.merged: dict[str, int] = {}  # source partition → last offset merged
         self.dirty = True
 
     @property

@@ -126,8 +126,12 @@ def _version_status(stage: MonitorStage, vm: VersionMonitor) -> VersionStatus:
 def _perf_status(mp: MonitorPerf) -> PerfStatus:
     j = mp.joiner
     cum, total = j.lag_histogram()
+    counters = dict(j.counters())
+    for pending, early in mp.part_gauges.values():  # scale-out: joins in partition stages
+        counters["pending"] += pending
+        counters["early"] += early
     return PerfStatus(
-        counters=dict(j.counters()),
+        counters=counters,
         unjoinable={},
         versions=tuple(
             PerfVersionStatus(

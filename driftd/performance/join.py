@@ -86,6 +86,9 @@ class JoinedPairs:
     pred_ts: FloatArray
     label_ts: FloatArray
     version_names: tuple[str, ...]
+    # index, in the call that made the pair, of the input row (prediction or label) that
+    # completed it
+    trigger: I64Array | None = None
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
@@ -104,6 +107,7 @@ class JoinedPairs:
             self.pred_ts[mask],
             self.label_ts[mask],
             self.version_names,
+            self.trigger[mask] if self.trigger is not None else None,
         )
 
     def by_version(self) -> dict[str, JoinedPairs]:
@@ -492,10 +496,11 @@ class LabelJoiner:
             version=(a & 0xFFFF).astype(np.int16),
             score=f[:, 0].copy(),
             label=f[:, 1].copy(),
-            pred_label=((a >> 16) - 1).astype(np.int8),
+            pred_label=(((a >> 16) & 0x3) - 1).astype(np.int8),
             pred_ts=f[:, 2].copy(),
             label_ts=f[:, 3].copy(),
             version_names=tuple(self.version_names),
+            trigger=a >> 32,
         )
 
     # ------------------------------------------------------------------ state

@@ -473,7 +473,7 @@ def join_predictions(
                 out_f[m, 1] = lab
                 out_f[m, 2] = t
                 out_f[m, 3] = lts
-                out_a[m] = aux[i]
+                out_a[m] = aux[i] | (np.int64(i) << 32)  # the trigger in the high bits
                 m += 1
                 counters[C_JOINED] += 1
                 _observe_lag(lts - t, bounds, lag_counts, fstate)
@@ -544,7 +544,7 @@ def join_labels(
                 out_f[m, 1] = label[i]
                 out_f[m, 2] = t
                 out_f[m, 3] = lt
-                out_a[m] = np.int64(prec[pos, K_AUX])
+                out_a[m] = np.int64(prec[pos, K_AUX]) | (np.int64(i) << 32)
                 m += 1
                 counters[C_JOINED] += 1
                 _observe_lag(lt - t, bounds, lag_counts, fstate)

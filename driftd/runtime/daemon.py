@@ -316,21 +316,12 @@ class Daemon:
                 ",".join(self.cfg.kafka.bootstrap_servers),
                 self.cfg.kafka.group_id,
             )
-            k = self.cfg.kafka
-            for _ in drive(
-                self.source,
-                self.pipeline,
-                self,
-                max_records=k.max_poll_records,
-                poll_timeout_ms=k.poll_timeout_ms,
-                should_stop=self.stop_event.is_set,
-            ):
-                pass
+            self._consume()
             self.checkpoint()
         finally:
             self._ready = False
             self._ready_reason = "stopping"
-            self.source.close()
+            self._close_sources()
             if self.dead_letter is not None:
                 self.dead_letter.close()
             self.audit.close()
@@ -349,6 +340,22 @@ class Daemon:
         return 0
 
     # ------------------------------------------------------------------ the loop (sink)
+
+    def _consume(self) -> None:
+        """The loop, until stopped (one process: source → pipeline → this sink)."""
+        k = self.cfg.kafka
+        for _ in drive(
+            self.source,
+            self.pipeline,
+            self,
+            max_records=k.max_poll_records,
+            poll_timeout_ms=k.poll_timeout_ms,
+            should_stop=self.stop_event.is_set,
+        ):
+            pass
+
+    def _close_sources(self) -> None:
+        self.source.close()
 
     def polling(self, active: bool) -> None:
         self._poll_since = time.monotonic() if active else None

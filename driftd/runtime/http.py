@@ -139,7 +139,11 @@ class HttpServer:
                 if request is None:
                     break
                 self._waiting.pop(key, None)
-                response = self._respond(request, body)
+                # rendered off the loop: a scrape or a proxied API call never holds up the
+                # other connections
+                response = await asyncio.get_running_loop().run_in_executor(
+                    None, self._respond, request, body
+                )
                 await self._send(conn, writer, request, response)
                 if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                     break

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from driftd.config import Config, ProfileReference
 from driftd.ingest.panes import Pane
 from driftd.ingest.route import Router, RouteTarget
-from driftd.monitor import detect, refmodes
+from driftd.monitor import detect, persist, refmodes
 from driftd.monitor.spec import MonitorSpec, build_spec
 from driftd.monitor.stage import EVAL_BUCKETS, MonitorStage
 from driftd.monitor.version import Histogram
@@ -35,6 +35,7 @@ from driftd.state.checkpoint import PERFORMANCE_KEY
 from driftd.types import RawRecord
 
 if TYPE_CHECKING:  # river is imported only when a monitor has a performance block
+    from driftd.monitor.perf_split import Outcomes
     from driftd.monitor.performance import PerformanceStage
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,9 @@ class Pipeline:
         self.collect_rejects = False
         self._rejects: list[tuple[RawRecord, str, str]] = []
         self.dirty = False  # changed since the last checkpoint
+        # Scale-out: the monitors this process decides (their internal partitions are
+        # assigned to it); None: every monitor (one process, the embedded mode).
+        self.owned: set[str] | None = None
 
     # ------------------------------------------------------------------ processing
 
@@ -143,6 +147,23 @@ class Pipeline:
         """Fold a batch in; return the output lines in trigger order. ``runs`` (partition
         key, topic, start, end) may come from the source, which knows them for free."""
         now = time.time() if now is None else now
+        base = self.position
+        panes = self.route(records, runs)
+        lines = self.fold(panes, now, lambda pos: records[pos - base - 1])
+        perf = self.perf
+        if perf is not None:
+            self._take_perf_rejects(perf)
+            if records:
+                lines.extend(perf.flush(self.position))
+        return lines
+
+    def route(
+        self,
+        records: Sequence[RawRecord],
+        runs: Sequence[tuple[str, str, int, int]] | None = None,
+    ) -> dict[str, list[Pane]]:
+        """The partition stage: a batch's records → panes per monitor (rejections counted and
+        kept for the dead-letter destination; label events staged for the join)."""
         base = self.position
         n = len(records)
         self.position += n
@@ -163,29 +184,49 @@ class Pipeline:
                 for p in routed.panes:
                     panes.setdefault(p.monitor, []).append(p)
                 if perf is not None:
-                    for model, version, extra, pred, ts in routed.predictions:
-                        perf.stage_prediction(model, version, extra, pred, ts)
+                    split = perf.split is not None
+                    for model, version, extra, pred, ts, i in routed.predictions:
+                        origin = (key, recs[i].offset) if split else ("", -1)
+                        perf.stage_prediction(model, version, extra, pred, ts, origin)
                     self._labels_in_stream(perf, recs, routed.label_lines)
             last = recs[-1].offset
             if last >= 0:
                 self.sources[key] = last + 1
+        return panes
+
+    def fold(
+        self,
+        panes: Mapping[str, list[Pane]],
+        now: float,
+        record_of: Callable[[int], RawRecord | None] = lambda pos: None,
+    ) -> list[dict[str, Any]]:
+        """The monitor stage: every (owned) monitor folds its panes; the output lines in
+        trigger order. ``record_of(position)`` finds the raw record of a row a monitor
+        refuses (late, too many versions), for the dead-letter destination."""
         out: list[tuple[int, int, dict[str, Any]]] = []
         for k, stage in enumerate(self.stages):
+            if self.owned is not None and stage.name not in self.owned:
+                continue
             mine = panes.get(stage.name)
             if mine:
                 folded = stage.fold(mine, now)
+                if folded.outputs or folded.rejected:
+                    self.dirty = True
                 for pos, reason, detail in folded.rejected:
-                    self._unaccept(records[pos - base - 1], reason, detail)
+                    rec = record_of(pos) or RawRecord(None, pos, None)
+                    self._unaccept(rec, reason, detail)
                 out.extend((t, k, line) for t, line in folded.outputs)
             elif stage.clock is not None:
                 out.extend((self.position, k, line) for line in stage.tick(now, self.position))
         out.sort(key=lambda x: (x[0], x[1]))
-        lines = [line for _, _, line in out]
-        if perf is not None:
-            self._take_perf_rejects(perf)
-            if n:
-                lines.extend(perf.flush(self.position))
-        return lines
+        return [line for _, _, line in out]
+
+    def take_outcomes(self) -> list[Outcomes]:
+        """Scale-out: the batch's label joins (see :mod:`driftd.monitor.perf_split`)."""
+        if self.perf is None:
+            return []
+        self._take_perf_rejects(self.perf)
+        return self.perf.take_outcomes()
 
     def _labels_in_stream(
         self,
@@ -255,6 +296,18 @@ class Pipeline:
         out, self._rejects = self._rejects, []
         return out
 
+    def reset_stage(self, name: str) -> MonitorStage:
+        """A fresh stage for monitor ``name`` (scale-out: its state moved to another process,
+        or is about to be restored)."""
+        k = next(i for i, s in enumerate(self.stages) if s.name == name)
+        old = self.stages[k]
+        fresh = MonitorStage(old.spec, old.index, old._code_tables, self.eval_hist)
+        self.stages[k] = fresh
+        self.by_name[name] = fresh
+        if self.perf is not None and name in self.perf.monitors:
+            self.perf.reset(name, fresh)
+        return fresh
+
     # ------------------------------------------------------------------ partitions
 
     def assign(self, keys: Sequence[str], now: float | None = None) -> None:
@@ -288,6 +341,8 @@ class Pipeline:
         perf = self.perf
         monitors = []
         for s in self.stages:
+            if self.owned is not None and s.name not in self.owned:
+                continue
             mp = perf.monitors.get(s.name) if perf is not None else None
             unjoin = dets = None
             if perf is not None and mp is not None:
@@ -316,10 +371,10 @@ class Pipeline:
         removed: list[str] = []
         for s in self.stages:
             if everything or s.dirty:
-                entries[monitor_key(s.name)] = (s.snapshot_meta(), {})
+                entries[monitor_key(s.name)] = (persist.stage_meta(s), {})
             for v, vm in s.versions.items():
                 if everything or vm.changed:
-                    entries[version_key(s.name, v)] = s.snapshot_version(v)
+                    entries[version_key(s.name, v)] = persist.snapshot_version(s, v)
                     vm.dirty = False
                     for c in vm.segments.values():
                         c.dirty = False
@@ -348,7 +403,7 @@ class Pipeline:
             def load_version(v: str, name: str = name) -> Entry | None:
                 return load(version_key(name, v))
 
-            n = s.restore(saved[0], load_version, now)
+            n = persist.restore_stage(s, saved[0], load_version, now)
             log.info("restored monitor %s: %d versions", s.name, n)
         if self.perf is not None:
             saved = load(PERFORMANCE_KEY)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import gzip
 import hmac
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 from prometheus_client.exposition import choose_encoder
@@ -32,6 +33,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from driftd.monitor.view import Status, monitor_json, rollback_gate
 
+CACHE_S = 0.5  # the loop publishes a new status at most this often while events flow
 GATES_PREFIX = "/api/v1/gates/"
 MONITORS = "/api/v1/monitors"
 # Flagger's webhook payload is small; anything beyond this is not a gate request.
@@ -45,6 +47,24 @@ class Response:
     body: bytes
     content_type: str = JSON
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def proxy_get(url: str, token: bytes | None, timeout_s: float = 3.0) -> tuple[int, bytes, str]:
+    """GET another driftd process's API, marked so that it is not passed on again."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Driftd-Proxied": "1"}
+    if token:
+        headers["Authorization"] = "Bearer " + token.decode()
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            return int(r.status), bytes(r.read()), r.headers.get("Content-Type", JSON)
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read(), e.headers.get("Content-Type", JSON)
+    except OSError as exc:
+        return 503, orjson.dumps({"error": f"cannot reach {url}: {exc}"}), JSON
 
 
 def json_response(status: int, obj: Any) -> Response:
@@ -63,11 +83,39 @@ class Routes:
         self.registry = registry
         self.ready = ready
         self._token = token.encode() if token else None
+        self._cache: dict[tuple[Any, ...], tuple[float, Response]] = {}
+        # Scale-out: a configured monitor decided by another process is answered through it.
+        self.configured: frozenset[str] = frozenset()
+        self.elsewhere: Callable[[str], str | None] | None = None
 
     def handle(
         self, method: str, target: str, headers: Mapping[str, str], body: bytes
     ) -> Response:
-        """``headers``: lower-case names."""
+        """``headers``: lower-case names. Read-only answers (``/metrics``, the status API) are
+        rendered at most once per ``CACHE_S`` for the same request and representation: fifty
+        clients polling cost one rendering, not fifty, so they do not slow consumption."""
+        if method in ("GET", "HEAD") and not target.startswith(("/healthz", "/readyz")):
+            key = (
+                target,
+                headers.get("accept", ""),
+                "gzip" in headers.get("accept-encoding", ""),
+                headers.get("authorization", ""),
+                bool(headers.get("driftd-proxied")),
+            )
+            now = time.monotonic()
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < CACHE_S:
+                return hit[1]
+            response = self._handle(method, target, headers, body)
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = (now, response)
+            return response
+        return self._handle(method, target, headers, body)
+
+    def _handle(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Response:
         url = urlsplit(target)
         path = url.path.rstrip("/") or "/"
         query = parse_qs(url.query)
@@ -89,14 +137,18 @@ class Routes:
             ok, why = self.ready()
             return json_response(200 if ok else 503, {"ready": ok, "reason": why})
         if path == MONITORS:
-            return json_response(
-                200, {"monitors": [monitor_json(m) for m in self.status().monitors]}
-            )
+            st = self.status()
+            listing: dict[str, Any] = {"monitors": [monitor_json(m) for m in st.monitors]}
+            here = {m.name for m in st.monitors}
+            others = sorted(self.configured - here)
+            if others and self.elsewhere is not None:
+                listing["elsewhere"] = {n: self.elsewhere(n) for n in others}
+            return json_response(200, listing)
         if path.startswith(MONITORS + "/"):
             name = path[len(MONITORS) + 1 :]
             m = self.status().monitor(name)
             if m is None:
-                return json_response(404, {"error": f"unknown monitor {name!r}"})
+                return self._not_here(name, target, headers)
             return json_response(200, monitor_json(m, query.get("model_version", [None])[0]))
         if path.startswith(GATES_PREFIX):
             return self._gate(path, query, b"")
@@ -140,5 +192,28 @@ class Routes:
                 version = None if given is None else str(given)
         m = self.status().monitor(name)
         if m is None:
-            return json_response(404, {"error": f"unknown monitor {name!r}"})
+            return self._not_here(name, f"{GATES_PREFIX}{name}/rollback", {}, version)
         return json_response(*rollback_gate(m, version))
+
+    def _not_here(
+        self,
+        name: str,
+        target: str,
+        headers: Mapping[str, str],
+        version: str | None = None,
+    ) -> Response:
+        """A monitor this process does not decide: unknown (404), or — in scale-out —
+        answered by the process that decides it, one hop at most."""
+        if name not in self.configured or self.elsewhere is None:
+            return json_response(404, {"error": f"unknown monitor {name!r}"})
+        url = self.elsewhere(name)
+        if url is None or headers.get("driftd-proxied"):
+            return json_response(
+                503,
+                {"error": f"monitor {name!r} is decided by another process, not known yet",
+                 "monitor": name, "decided_by": url},
+            )  # fmt: skip
+        if version is not None and "model_version=" not in target:
+            target += ("&" if "?" in target else "?") + f"model_version={quote(version)}"
+        code, body, ctype = proxy_get(url.rstrip("/") + target, self._token)
+        return Response(code, body, ctype, {"Driftd-Decided-By": url})

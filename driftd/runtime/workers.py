@@ -1,16 +1,19 @@
-"""`driftd run --workers N`: N consumer processes in one group, supervised.
+"""`driftd run --workers N`: N processes in one consumer group, in scale-out mode, supervised.
 
-Each worker is a full `driftd run` process (own Kafka consumer, own HTTP listener on the
-configured port + i, own webhook outbox under ``state.dir/outbox/worker-i``) sharing the
-checkpoint directory, which is keyed by partition: whichever worker is assigned a partition
-restores its state from there. The supervisor forwards SIGTERM/SIGINT, waits for the workers
-to drain, and restarts a worker that dies unexpectedly (with backoff).
+Each worker is a full `driftd run` process with ``scale_out.enabled`` (both stages; own HTTP
+listener on the configured port + i, own webhook outbox and audit log under
+``state.dir/…/worker-i``): partition stages publish panes to the internal topic and each
+monitor is decided by one worker, its state in the internal state topic, so a monitor moves
+between workers with rebalances (see driftd.runtime.scaled). The supervisor forwards
+SIGTERM/SIGINT, waits for the workers to drain, and restarts a worker that dies unexpectedly
+(with backoff).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -60,8 +63,9 @@ def supervise(args: argparse.Namespace, cfg: Config) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    env = {**os.environ, "DRIFTD_SCALE_OUT__ENABLED": "true"}
     procs: list[subprocess.Popen[bytes]] = [
-        subprocess.Popen(_worker_cmd(args, cfg, i)) for i in range(n)
+        subprocess.Popen(_worker_cmd(args, cfg, i), env=env) for i in range(n)
     ]
     log.info("started %d workers: pids %s", n, ", ".join(str(p.pid) for p in procs))
     backoff = [1.0] * n
@@ -76,7 +80,7 @@ def supervise(args: argparse.Namespace, cfg: Config) -> int:
             if stop.wait(backoff[i]):
                 break
             backoff[i] = min(backoff[i] * 2, 30.0)
-            procs[i] = subprocess.Popen(_worker_cmd(args, cfg, i))
+            procs[i] = subprocess.Popen(_worker_cmd(args, cfg, i), env=env)
         stop.wait(0.2)
     for p in procs:
         if p.poll() is None:

@@ -114,11 +114,15 @@ class ConfluentSource(Source):
         self._assigning: dict[str, int] | None = None  # seeks requested inside on_assign
         self._lost = False  # inside on_lost: checkpoint, do not commit
         self._errors_logged = 0
+        self.co_partitioned = False
+        self._paused = False
 
     # ------------------------------------------------------------------ lifecycle
 
     def open(self) -> None:
         settings = consumer_settings(self.cfg)
+        if self.co_partitioned:  # scale-out with label topics (see KafkaSource)
+            settings["partition.assignment.strategy"] = "range"
         settings["error_cb"] = self._on_error
         settings["logger"] = logging.getLogger("driftd.sources.librdkafka")
         try:
@@ -251,10 +255,20 @@ class ConfluentSource(Source):
     def pause(self) -> None:
         c = self.consumer
         c.pause(c.assignment())
+        self._paused = True
 
     def resume(self) -> None:
         c = self.consumer
         c.resume(c.assignment())
+        self._paused = False
+
+    def pause_keys(self, keys: list[str]) -> None:
+        """Stop fetching these partitions (e.g. until their state is restored)."""
+        self.consumer.pause([self.ck.TopicPartition(*split_partition_key(k)) for k in keys])
+
+    def resume_keys(self, keys: list[str]) -> None:
+        if not self._paused:  # a pause of everything (back-pressure) still holds them
+            self.consumer.resume([self.ck.TopicPartition(*split_partition_key(k)) for k in keys])
 
     def seek(self, key: str, offset: int) -> None:
         if self._assigning is not None:  # inside on_assign: becomes the start offset

@@ -159,12 +159,20 @@ class KafkaSource(Source):
         self._stalled_probes = 0
         self.recycles = 0
         self._paused = False
+        # Scale-out with label topics: the range assignor, which gives a member the same
+        # partition numbers of every topic (co-partitioning).
+        self.co_partitioned = False
         # (partition key, topic, start, end) of the last poll's records, per partition
         self.last_runs: list[tuple[str, str, int, int]] = []
 
     def open(self) -> None:
         try:
-            consumer = self._factory(**consumer_settings(self.cfg))
+            settings = consumer_settings(self.cfg)
+            if self.co_partitioned:
+                from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+                settings["partition_assignment_strategy"] = (RangePartitionAssignor,)
+            consumer = self._factory(**settings)
         except Exception as exc:  # kafka-python raises many kinds (NoBrokersAvailable, …)
             raise SourceError(
                 f"cannot connect to Kafka at {','.join(self.cfg.bootstrap_servers)}: {exc}"
@@ -305,6 +313,14 @@ class KafkaSource(Source):
         c.resume(*c.paused())
         self._paused = False
         self._last_records = time.monotonic()  # a pause is not a stall
+
+    def pause_keys(self, keys: list[str]) -> None:
+        """Stop fetching these partitions (e.g. until their state is restored)."""
+        self.consumer.pause(*(split_key(k) for k in keys))
+
+    def resume_keys(self, keys: list[str]) -> None:
+        if not self._paused:  # a pause of everything (back-pressure) still holds them
+            self.consumer.resume(*(split_key(k) for k in keys))
 
     def seek(self, key: str, offset: int) -> None:
         self.consumer.seek(split_key(key), offset)
