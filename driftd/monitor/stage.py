@@ -335,6 +335,7 @@ class MonitorStage:
                     cap,
                     gone,
                     self.evicted,
+                    extra={"monitor": self.name, "model_version": gone},
                 )
         self.versions[version] = VersionMonitor(self, version)
         self.removed.discard(version)
@@ -421,6 +422,7 @@ class MonitorStage:
                 "checkpoint: monitor %s changed (window, features, segments or reference"
                 " profile); discarding its saved state and starting it fresh",
                 self.name,
+                extra={"monitor": self.name},
             )
             return 0
         recode = None
@@ -459,6 +461,7 @@ class MonitorStage:
                     self.name,
                     version,
                     exc,
+                    extra={"monitor": self.name, "model_version": str(version)},
                 )
                 continue
             self.versions[vm.version] = vm

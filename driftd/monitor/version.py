@@ -192,6 +192,7 @@ class VersionMonitor:
                 ctx.name,
                 self.version,
                 int(rows.pos[take - 1]) if take else -1,
+                extra={"monitor": ctx.name, "model_version": self.version},
             )
             self.ref_spec = refmodes.warmup_spec(
                 ctx.spec, b, ctx.code_tables(), ctx.index, self.version
@@ -342,6 +343,7 @@ class VersionMonitor:
                 " policy.min_events and no fallback_version is configured",
                 ctx.name,
                 self.version,
+                extra={"monitor": ctx.name, "model_version": self.version, "alert_id": aid},
             )
         alert = outputs.alert_line(
             kind,
@@ -372,6 +374,12 @@ class VersionMonitor:
             rollback_to,
             aid,
             reason,
+            extra={
+                "monitor": ctx.name,
+                "model_version": self.version,
+                "segment": seg or None,
+                "alert_id": aid,
+            },
         )
         return alert
 
@@ -387,6 +395,7 @@ class VersionMonitor:
                 ctx.name,
                 self.version,
                 position,
+                extra={"monitor": ctx.name, "model_version": self.version},
             )
             out.append(
                 (

@@ -36,6 +36,7 @@ from typing import Any
 from driftd.actions import build_actions
 from driftd.actions.audit import AuditLog
 from driftd.actions.deadletter import DeadLetterSink, open_dead_letter
+from driftd.actions.payload import log_fields
 from driftd.config import Config
 from driftd.errors import ConfigError, SourceError, StateError, raise_all
 from driftd.metrics import build_registry
@@ -215,7 +216,12 @@ class Daemon:
                 break
             for a in targets:
                 if not a.submit(payload):  # unwritable outbox: logged and counted there
-                    log.error("action %s could not queue alert %s", a.name, payload["id"])
+                    log.error(
+                        "action %s could not queue alert %s",
+                        a.name,
+                        payload["id"],
+                        extra=log_fields(a.name, payload["id"], payload),
+                    )
             done += 1
         self._staged = self._staged[done:]
         self._set_backpressure(bool(self._staged))
@@ -453,8 +459,12 @@ class Daemon:
             off = self.pipeline.sources.get(key)
             if off is None:
                 log.info(
-                    "%s: not in the checkpoint; starting from the group's committed offset", key
+                    "%s: not in the checkpoint; starting from the group's committed offset",
+                    key,
+                    extra={"partition": key},
                 )
                 continue
             self.source.seek(key, off)
-            log.info("%s: resuming at offset %d (checkpoint)", key, off)
+            log.info(
+                "%s: resuming at offset %d (checkpoint)", key, off, extra={"partition": key}
+            )

@@ -349,7 +349,7 @@ class Pipeline:
                 return load(version_key(name, v))
 
             n = s.restore(saved[0], load_version, now)
-            log.info("restored monitor %s: %d versions", s.name, n)
+            log.info("restored monitor %s: %d versions", s.name, n, extra={"monitor": s.name})
         if self.perf is not None:
             saved = load(PERFORMANCE_KEY)
             if saved is not None:
