@@ -19,7 +19,7 @@ import yaml
 
 from driftd._version import __version__
 from driftd.errors import ConfigError, DriftdError, SourceError, StateError
-from driftd.runtime.console import fatal_json, setup_logging
+from driftd.runtime.console import CalibrationDisplay, fatal_json, setup_logging
 from driftd.types import RawRecord
 
 log = logging.getLogger("driftd")
@@ -139,7 +139,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if args.connect:
         found, notes = connect_problems(cfg)
         raise_all(found)
-    specs = load_specs(cfg)  # thresholds as run resolves them (calibrated if needed)
+    # thresholds as run resolves them (calibrated if needed, with progress)
+    specs = load_specs(cfg, progress=CalibrationDisplay())
     data = masked_dump(cfg)
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     for s in specs:
@@ -257,7 +258,8 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
     from driftd.monitor.spec import build_spec
 
     index = next(i for i, m in enumerate(cfg.monitors) if m.name == mon.name)
-    spec = build_spec(mon, prof, index)  # calibrates thresholds into prof.calibration
+    # calibrates thresholds into prof.calibration: a bar on a terminal, else log lines
+    spec = build_spec(mon, prof, index, progress=CalibrationDisplay())
     pid = prof.save(Path(args.out))
     sys.stderr.write(
         f"profile {pid} for monitor {mon.name}: {prof.events} events"

@@ -43,9 +43,10 @@ from driftd.metrics import build_registry
 from driftd.monitor.outputs import webhook_payload
 from driftd.monitor.view import Status
 from driftd.runtime.checks import problems
+from driftd.runtime.console import CalibrationDisplay
 from driftd.runtime.http import HttpServer
 from driftd.runtime.loop import drive
-from driftd.runtime.pipeline import Pipeline
+from driftd.runtime.pipeline import Pipeline, load_specs
 from driftd.sources.confluent import ConfluentSource
 from driftd.sources.kafka import KafkaSource
 from driftd.state.checkpoint import CheckpointStore
@@ -85,7 +86,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self._signals = 0
         raise_all(problems(cfg))  # the checks `driftd check-config` makes, all at once
-        self.pipeline = Pipeline(cfg)
+        # thresholds calibrated at start show progress (a bar on a terminal, else log lines)
+        self.pipeline = Pipeline(cfg, load_specs(cfg, progress=CalibrationDisplay()))
         state_dir = cfg.state.dir
         check_state_dir(state_dir)
         suffix = f"worker-{worker}" if worker is not None else ""
