@@ -19,43 +19,19 @@ import yaml
 
 from driftd._version import __version__
 from driftd.errors import ConfigError, DriftdError, SourceError, StateError
+from driftd.runtime.console import CalibrationDisplay, fatal_json, setup_logging
 from driftd.types import RawRecord
 
 log = logging.getLogger("driftd")
 
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        d: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            d["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(d).decode()
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.set_name("driftd-cli")
-    root = logging.getLogger()
-    # Replace only our own handler (repeated main() calls, e.g. in tests), keep others.
-    root.handlers[:] = [h for h in root.handlers if h.get_name() != "driftd-cli"] + [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+__all__ = ["build_parser", "entry", "main", "setup_logging"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage errors → exit 2 with a clear line
-        self.print_usage(sys.stderr)
-        raise ConfigError("usage", message)
+        exc = ConfigError("usage", message)
+        exc.usage = self.format_usage()  # type: ignore[attr-defined]  # main() shows it
+        raise exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +139,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if args.connect:
         found, notes = connect_problems(cfg)
         raise_all(found)
-    specs = load_specs(cfg)  # thresholds as run resolves them (calibrated if needed)
+    # thresholds as run resolves them (calibrated if needed, with progress)
+    specs = load_specs(cfg, progress=CalibrationDisplay())
     data = masked_dump(cfg)
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     for s in specs:
@@ -281,7 +258,8 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
     from driftd.monitor.spec import build_spec
 
     index = next(i for i, m in enumerate(cfg.monitors) if m.name == mon.name)
-    spec = build_spec(mon, prof, index)  # calibrates thresholds into prof.calibration
+    # calibrates thresholds into prof.calibration: a bar on a terminal, else log lines
+    spec = build_spec(mon, prof, index, progress=CalibrationDisplay())
     pid = prof.save(Path(args.out))
     sys.stderr.write(
         f"profile {pid} for monitor {mon.name}: {prof.events} events"
@@ -439,33 +417,53 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Known before parsing, so that even a usage error is one JSON line for a log shipper.
+    as_json = any(
+        a == "--log-format=json" or (a == "--log-format" and argv[i + 1 : i + 2] == ["json"])
+        for i, a in enumerate(argv)
+    )
     try:
         args = build_parser().parse_args(argv)
     except ConfigError as exc:
-        sys.stderr.write(f"driftd: error: {exc.problem}\n")
-        return 2
+        if not as_json:
+            sys.stderr.write(getattr(exc, "usage", ""))
+        return _fatal(as_json, 2, f"error: {exc.problem}", exc)
     setup_logging(args.log_level, args.log_format)
+    as_json = args.log_format == "json"
     try:
         if args.command == "profile":
             return cmd_profile_build(args)
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         for e in getattr(exc, "errors", [exc]):
-            sys.stderr.write(f"driftd: config error: {e}\n")
+            _fatal(as_json, 2, f"config error: {e}", e)
         return 2
     except StateError as exc:
-        sys.stderr.write(f"driftd: {exc}\n")
-        return 2
+        return _fatal(as_json, 2, str(exc), exc)
     except SourceError as exc:
-        log.error("source failed: %s", exc)
+        log.error("source failed: %s", exc, exc_info=as_json)
         return 1
     except DriftdError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, exc_info=as_json)
         return 1
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not as_json:
+            raise  # text: Python's traceback and exit 1, as ever
+        return _fatal(True, 1, f"crashed: {exc!r}", exc)
+
+
+def _fatal(as_json: bool, code: int, msg: str, exc: BaseException) -> int:
+    """Report the error that ends the command, as one JSON line (with ``exc``) under
+    ``--log-format json``, else as ``driftd: …``; return its exit code."""
+    level = logging.CRITICAL if code == 1 else logging.ERROR
+    sys.stderr.write((fatal_json(msg, exc, level) if as_json else f"driftd: {msg}") + "\n")
+    sys.stderr.flush()
+    return code
 
 
 def entry() -> None:

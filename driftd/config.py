@@ -509,6 +509,10 @@ class MonitorConfig(_Frozen):
     """Distinct segments tracked per version; events of further segments go to `__other__`."""
     segment_min_reference_events: int = Field(default=1000, ge=10)
     """Rows a segment needs in the baseline data for `profile build` to store its own reference."""
+    segment_series: Literal["full", "summary"] = "full"
+    """Metric series per segment: `full` repeats every drift, p-value, threshold and quality gauge
+    per feature with a `segment` label; `summary` keeps only the segment's verdict (drifted, drift
+    share, window events, events), not its per-feature series (docs/metrics.md, series budget)."""
 
     @field_validator("segment_by")
     @classmethod

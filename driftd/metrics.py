@@ -3,8 +3,15 @@
 Nothing here is a global: :func:`build_registry` returns a fresh ``CollectorRegistry`` holding
 one :class:`DriftdCollector` that reads the latest :class:`~driftd.monitor.view.Status` (an
 immutable snapshot, so a scrape never waits for or blocks consumption), the actions and the
-source's lag when Prometheus scrapes. Metric names are stable API. Every per-version series
-covers the version's events from every partition.
+source's lag when Prometheus scrapes — plus prometheus_client's process, platform and GC
+collectors (``process_resident_memory_bytes``, ``process_start_time_seconds``, ``python_info``,
+``python_gc_*``), registered into that same registry. Metric names are stable API. Every
+per-version series covers the version's events from every partition.
+
+Series budget (docs/metrics.md): per (monitor, version) four gauges and one counter, per tested
+feature (the prediction included) three to four drift gauges and two quality gauges; a segment
+repeats all of it with a ``segment`` label, or only the version-level gauges under
+``monitors[].segment_series: summary``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
     CollectorRegistry,
     CounterMetricFamily,
@@ -114,6 +122,12 @@ class DriftdCollector(Collector):
             "Drifts flagged by river detectors on aggregate signals",
             labels=["monitor", "model_version", "detector"],
         )
+        quality = GaugeMetricFamily(
+            "driftd_feature_quality",
+            "Data-quality rate of the feature in the latest window, by check (missing_rate,"
+            " out_of_range_rate for numeric features, unseen_rate for categorical ones)",
+            labels=["monitor", "model_version", "feature", "check"],
+        )
         evicted = CounterMetricFamily(
             "driftd_versions_evicted",
             "Idle version states dropped to stay within monitors[].max_versions",
@@ -129,13 +143,14 @@ class DriftdCollector(Collector):
                     overflow.add_metric([m.name, v.version], m.segment_overflow.get(v.version, 0))
                     segs.add_metric([m.name, v.version], len(v.segments))
             # The version's overall series keep their labels (no segment label, which PromQL
-            # matches as segment=""); a segmented monitor adds one series per segment.
+            # matches as segment=""); a segmented monitor adds one series per segment: all of
+            # them, or (segment_series: summary) only the version-level verdict gauges.
+            fams = (stat, pval, thr, fdrift, mdrift, share, wev, quality)
+            per_feature = m.segment_series != "summary"
             for v in m.versions:
-                _version_series(m, v, "", (stat, pval, thr, fdrift, mdrift, share, wev))
+                _version_series(m, v, "", fams)
                 for s in v.segments:
-                    _version_series(
-                        m, s, s.segment_label, (stat, pval, thr, fdrift, mdrift, share, wev)
-                    )
+                    _version_series(m, s, s.segment_label, fams, per_feature=per_feature)
             if m.last_evaluation_wall is not None:
                 last_eval.add_metric([m.name], m.last_evaluation_wall)
             for sev, n in sorted(m.alerts.items()):
@@ -162,7 +177,7 @@ class DriftdCollector(Collector):
             buckets=buckets,
             sum_value=st.eval_sum,
         )
-        yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, alerts)
+        yield from (events, rejected, stat, pval, thr, fdrift, mdrift, share, wev, quality, alerts)
         yield last_eval
         if any(m.segment_by for m in st.monitors):  # unsegmented deployments: as before
             yield from (seg_events, overflow, segs)
@@ -215,15 +230,22 @@ class DriftdCollector(Collector):
 
 
 def _version_series(
-    m: MonitorStatus, v: VersionStatus, seg: str, fams: tuple[GaugeMetricFamily, ...]
+    m: MonitorStatus,
+    v: VersionStatus,
+    seg: str,
+    fams: tuple[GaugeMetricFamily, ...],
+    *,
+    per_feature: bool = True,
 ) -> None:
-    stat, pval, thr, fdrift, mdrift, share, wev = fams
+    stat, pval, thr, fdrift, mdrift, share, wev, quality = fams
     _add(wev, [m.name, v.version], seg, v.window_events)
     _add(mdrift, [m.name, v.version], seg, v.drifted)
     ev = v.last_evaluation
     if ev is None:
         return
     _add(share, [m.name, v.version], seg, ev["drift_share"])
+    if not per_feature:
+        return
     items: list[tuple[str, Any]] = list(ev["features"].items())
     if ev["prediction"] is not None:
         items.append(("prediction", ev["prediction"]))
@@ -235,6 +257,8 @@ def _version_series(
             _add(pval, labels, seg, r["p_value"])
         _add(thr, labels, seg, r["threshold"])
         _add(fdrift, [m.name, v.version, fname], seg, r["drifted"])
+        for check, rate in sorted((r.get("quality") or {}).items()):
+            _add(quality, [m.name, v.version, fname, check], seg, rate)
 
 
 def _add(fam: GaugeMetricFamily, values: list[str], segment: str, value: float) -> None:
@@ -255,6 +279,7 @@ FAMILY_LABELS = {
     "driftd_monitor_drifted": ("monitor", "model_version"),
     "driftd_drift_share": ("monitor", "model_version"),
     "driftd_window_events": ("monitor", "model_version"),
+    "driftd_feature_quality": ("monitor", "model_version", "feature", "check"),
 }
 
 
@@ -344,6 +369,11 @@ def build_registry(
     actions: Mapping[str, ActionStats] | None = None,
     lag: Callable[[], dict[tuple[str, int], int]] | None = None,
 ) -> CollectorRegistry:
+    """A fresh registry: driftd's collector and the process, platform and GC collectors (each
+    registry gets its own instances; the global ``REGISTRY`` is never touched)."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(DriftdCollector(status, actions, lag))
+    ProcessCollector(registry=reg)
+    PlatformCollector(registry=reg)
+    GCCollector(registry=reg)
     return reg

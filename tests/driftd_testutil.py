@@ -160,11 +160,20 @@ def metric_value(text: str, name: str, **labels: str) -> float | None:
 class Driftd:
     """A `driftd run` process with its log file and HTTP base URL."""
 
-    def __init__(self, cfg: Path, port: int, log: Path, extra: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        cfg: Path,
+        port: int,
+        log: Path,
+        extra: Iterable[str] = (),
+        options: Iterable[str] = (),
+    ) -> None:
+        """``extra``: arguments of ``run``; ``options``: driftd's own, before ``run``
+        (``--log-format json``)."""
         env = {**os.environ, "DRIFTD_TEST_SECRET": SECRET.decode()}
         self.log = log
         self._fh = open(log, "ab")  # noqa: SIM115
-        cmd = [sys.executable, "-m", "driftd", "run", "-c", str(cfg)]
+        cmd = [sys.executable, "-m", "driftd", *options, "run", "-c", str(cfg)]
         cmd += ["--listen", f"127.0.0.1:{port}", *extra]
         self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, env=env)
         self.base = f"http://127.0.0.1:{port}"

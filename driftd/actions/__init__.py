@@ -48,7 +48,9 @@ def webhook_from_config(name: str, cfg: WebhookActionConfig, outbox_dir: Path) -
         )
         if not t.verify:
             log.warning(
-                "webhook %s: tls.verify is false; the receiver is not authenticated", name
+                "webhook %s: tls.verify is false; the receiver is not authenticated",
+                name,
+                extra={"action": name},
             )
     return WebhookAction(
         name=name,

@@ -25,12 +25,15 @@ from urllib.parse import quote
 
 import orjson
 
+from driftd.reference.profile import segment_label
+
 __all__ = [
     "CLOUDEVENTS_CONTENT_TYPE",
     "CLOUDEVENTS_TYPE_PREFIX",
     "NATIVE_CONTENT_TYPE",
     "PayloadFormat",
     "build_body",
+    "log_fields",
     "to_cloudevent",
 ]
 
@@ -88,3 +91,19 @@ def build_body(alert: Mapping[str, Any], format: PayloadFormat = "driftd") -> tu
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"alert {alert.get('id')!r} is not JSON-serialisable: {exc}") from exc
     raise ValueError(f"unknown webhook format {format!r}")
+
+
+def log_fields(
+    action: str, alert_id: object, alert: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``extra=`` of a log line about one alert: with ``--log-format json`` the line carries
+    ``action``, ``alert_id`` and, when the alert is at hand, ``monitor``, ``model_version``
+    and ``segment`` (the label the metrics use) as fields to filter on."""
+    out: dict[str, Any] = {"action": action, "alert_id": alert_id}
+    if alert is not None:
+        out["monitor"] = alert.get("monitor")
+        out["model_version"] = alert.get("model_version")
+        seg = alert.get("segment")
+        if isinstance(seg, Mapping) and seg:
+            out["segment"] = segment_label(list(seg), tuple(str(v) for v in seg.values()))
+    return out

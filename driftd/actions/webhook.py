@@ -42,7 +42,7 @@ import httpx
 from driftd._version import __version__
 from driftd.actions import signing
 from driftd.actions.outbox import Outbox, OutboxEntry
-from driftd.actions.payload import PayloadFormat, build_body
+from driftd.actions.payload import PayloadFormat, build_body, log_fields
 from driftd.actions.request import parse_retry_after, post_once
 from driftd.config import check_header, check_proxy_url, check_webhook_url
 from driftd.errors import ActionDeliveryError, ConfigError
@@ -183,6 +183,7 @@ class WebhookAction:
                 "webhook %s: cannot write alert %s to the outbox; dropped",
                 self.name,
                 alert.get("id"),
+                extra=log_fields(self.name, alert.get("id"), alert),
             )
             queued = False
         if not queued:
@@ -283,6 +284,7 @@ class WebhookAction:
                         self.name,
                         entry_id,
                         exc_info=task.exception(),
+                        extra=log_fields(self.name, entry_id),
                     )
                 wake.set()
 
@@ -337,7 +339,13 @@ class WebhookAction:
         try:
             body, content_type = build_body(entry.alert, self.format)
         except ValueError as exc:  # e.g. a hand-edited outbox file; retrying cannot help
-            logger.error("webhook %s: alert %s cannot be encoded: %s", self.name, alert_id, exc)
+            logger.error(
+                "webhook %s: alert %s cannot be encoded: %s",
+                self.name,
+                alert_id,
+                exc,
+                extra=log_fields(self.name, alert_id, entry.alert),
+            )
             await self._finish(alert_id, "failed")
             return
         if self.dry_run:
@@ -350,6 +358,7 @@ class WebhookAction:
                 alert_id,
                 self._secret is not None,
                 body.decode("utf-8", "replace"),
+                extra=log_fields(self.name, alert_id, entry.alert),
             )
             await self._finish(alert_id, "dry_run")
             return
@@ -370,6 +379,7 @@ class WebhookAction:
             alert_id,
             status,
             attempt,
+            extra=log_fields(self.name, alert_id, entry.alert),
         )
         await self._finish(alert_id, "delivered")
 
@@ -399,6 +409,7 @@ class WebhookAction:
                 entry.id,
                 attempt,
                 exc,
+                extra=log_fields(self.name, entry.id, entry.alert),
             )
             await self._finish(entry.id, "failed")
             return
@@ -409,6 +420,7 @@ class WebhookAction:
                 entry.id,
                 attempt,
                 exc,
+                extra=log_fields(self.name, entry.id, entry.alert),
             )
             await self._finish(entry.id, "failed")
             return
@@ -422,6 +434,7 @@ class WebhookAction:
             attempt,
             exc,
             delay,
+            extra=log_fields(self.name, entry.id, entry.alert),
         )
         self._count("retry")
         try:
@@ -431,7 +444,12 @@ class WebhookAction:
             )
         except OSError:
             # the in-memory schedule is already updated; only the persisted count lags
-            logger.exception("webhook %s: could not persist retry of %s", self.name, entry.id)
+            logger.exception(
+                "webhook %s: could not persist retry of %s",
+                self.name,
+                entry.id,
+                extra=log_fields(self.name, entry.id, entry.alert),
+            )
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter: spreads retries of many alerts (and many driftd processes) apart.

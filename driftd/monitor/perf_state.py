@@ -89,6 +89,7 @@ class MonitorPerf:
                 "not joined (counted in driftd_predictions_unjoinable_total)",
                 self.name,
                 MAX_VERSIONS,
+                extra={"monitor": self.name, "model_version": version},
             )
         return False
 
@@ -163,6 +164,7 @@ def restore(
                 "performance checkpoint: monitor %s no longer configured or its "
                 "performance block changed; its saved join and windows are discarded",
                 saved["monitor"],
+                extra={"monitor": saved["monitor"]},
             )
             continue
         try:
@@ -173,6 +175,7 @@ def restore(
                 "its join and windows fresh",
                 mp.name,
                 exc,
+                extra={"monitor": mp.name},
             )
             mp.epoch += 1
             continue
@@ -185,6 +188,7 @@ def restore(
             mp.name,
             mp.joiner.pending,
             len(mp.versions),
+            extra={"monitor": mp.name},
         )
 
 def _restore_one(

@@ -226,7 +226,13 @@ class PerformanceStage:
         name = f"performance_{mp.detector.name}"
         version = pairs.version_names[int(pairs.version[i])]
         self.detector_drifts[(mp.name, version, name)] += 1
-        log.info("detector %s flagged monitor=%s version=%s", name, mp.name, version)
+        log.info(
+            "detector %s flagged monitor=%s version=%s",
+            name,
+            mp.name,
+            version,
+            extra={"monitor": mp.name, "model_version": version},
+        )
         return detector_line(mp.name, mp.model, version, name, pos, errors_seen=mp.detector.n_seen)
 
     # ------------------------------------------------------------------ evaluation
@@ -378,6 +384,7 @@ class PerformanceStage:
             rollback_to,
             aid,
             ev["reason"],
+            extra={"monitor": mp.name, "model_version": version, "alert_id": aid},
         )
         return alert
 

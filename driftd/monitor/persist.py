@@ -64,6 +64,7 @@ def restore_stage(
             "checkpoint: monitor %s changed (window, features, segments or reference"
             " profile); discarding its saved state and starting it fresh",
             stage.name,
+            extra={"monitor": stage.name},
         )
         return 0
     recode = None
@@ -94,6 +95,7 @@ def restore_stage(
                 stage.name,
                 version,
                 exc,
+                extra={"monitor": stage.name, "model_version": str(version)},
             )
             continue
         stage.versions[vm.version] = vm

@@ -251,6 +251,7 @@ def warmup_spec(
                     overflow,
                     f.name,
                     layout.open_categories,
+                    extra={"monitor": cfg.name, "model_version": version},
                 )
         if f.name == "prediction" and layout.prediction is f:
             pred = ref
@@ -277,6 +278,7 @@ def spec_on(
         "restored from the checkpoint" if restored else "complete",
         prof.events,
         time.perf_counter() - t0,
+        extra={"monitor": layout.cfg.name, "model_version": version},
     )
     return replace(spec, mode="warmup", open_categories=layout.open_categories)
 

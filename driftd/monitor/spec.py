@@ -20,8 +20,9 @@ from driftd.config import FeatureConfig, MonitorConfig, SlidingTimeWindow, Tumbl
 from driftd.errors import ConfigError
 from driftd.ingest.decode import RowMapper
 from driftd.reference.features import CategoricalReference
-from driftd.reference.profile import FeatureRef, Profile
+from driftd.reference.profile import FeatureRef, Profile, segment_label
 from driftd.stats import DriftTest, auto_select, get_test
+from driftd.stats.progress import OnProgress, ProgressTracker
 from driftd.windows.count import CountWindow
 from driftd.windows.time import EventTimeWindow
 
@@ -132,11 +133,15 @@ def calibration_key(cfg: MonitorConfig, tests: dict[str, str]) -> dict[str, Any]
 
 
 def calibrate(
-    cfg: MonitorConfig, profile: Profile, specs: dict[str, FeatureSpec]
+    cfg: MonitorConfig,
+    profile: Profile,
+    specs: dict[str, FeatureSpec],
+    progress: OnProgress | None = None,
+    what: str | None = None,
 ) -> dict[str, Any]:
     """Calibrate the thresholds of ``specs`` (features without an explicit threshold), with
     the false-alert budget split over every tested feature. Returns the profile's
-    ``calibration`` document."""
+    ``calibration`` document. ``progress`` is told how far it is (from the pool's threads)."""
     from driftd.stats.calibrate import alert_budget, calibrate_feature, feature_seed
 
     c = cfg.calibration
@@ -145,17 +150,20 @@ def calibrate(
     key = calibration_key(cfg, {n: f.test.name for n, f in specs.items()})
     alpha = alert_budget(c.false_alerts_per_million_events, key["step_events"], n_tested, 1).alpha
     t0 = time.perf_counter()
+    track = ProgressTracker(what or f"monitor {cfg.name}", len(specs), c.resamples, progress)
 
     def one(item: tuple[str, FeatureSpec]) -> tuple[str, Any]:
         name, f = item
-        cal = calibrate_feature(
-            f.test,
-            f.ref,
-            key["window_events"],
-            alpha,
-            resamples=c.resamples,
-            seed=feature_seed(c.seed, name),
-        )
+        with track.feature() as step:
+            cal = calibrate_feature(
+                f.test,
+                f.ref,
+                key["window_events"],
+                alpha,
+                resamples=c.resamples,
+                seed=feature_seed(c.seed, name),
+                progress=step,
+            )
         return name, cal.to_json()
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -171,24 +179,42 @@ def calibrate(
 
 
 def build_spec(
-    cfg: MonitorConfig, profile: Profile, index: int, *, allow_calibration: bool = True
+    cfg: MonitorConfig,
+    profile: Profile,
+    index: int,
+    *,
+    allow_calibration: bool = True,
+    progress: OnProgress | None = None,
 ) -> MonitorSpec:
     """The monitor's spec against ``profile``, with one spec per segment reference the profile
     holds (see :func:`_build_one`). A segment spec has the same column layout; its tests may
     differ where automatic selection depends on the (smaller) reference, and its thresholds
-    are calibrated against its own reference."""
-    spec = _build_one(cfg, profile, index, allow_calibration=allow_calibration)
+    are calibrated against its own reference. ``progress`` follows any calibration."""
+    spec = _build_one(cfg, profile, index, allow_calibration=allow_calibration, progress=progress)
     if not cfg.segment_by or not profile.segments:
         return spec
     segs = {
-        key: _build_one(cfg, seg, index, allow_calibration=allow_calibration)
+        key: _build_one(
+            cfg,
+            seg,
+            index,
+            allow_calibration=allow_calibration,
+            progress=progress,
+            what=f"monitor {cfg.name}, segment {segment_label(cfg.segment_by, key)}",
+        )
         for key, seg in profile.segments.items()
     }
     return replace(spec, segment_specs=segs)
 
 
 def _build_one(
-    cfg: MonitorConfig, profile: Profile, index: int, *, allow_calibration: bool = True
+    cfg: MonitorConfig,
+    profile: Profile,
+    index: int,
+    *,
+    allow_calibration: bool = True,
+    progress: OnProgress | None = None,
+    what: str | None = None,
 ) -> MonitorSpec:
     """Resolve tests, thresholds and column layout. Numeric features come first in their block,
     then the prediction when numeric; likewise for categoricals.
@@ -221,7 +247,7 @@ def _build_one(
                 " recalibrating (store it with `driftd profile build`)",
                 cfg.name,
             )
-        doc = calibrate(cfg, profile, todo)
+        doc = calibrate(cfg, profile, todo, progress, what)
         object.__setattr__(profile, "calibration", doc)
     thresholds = {n: float(d["threshold"]) for n, d in doc["features"].items()}
 

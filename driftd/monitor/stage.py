@@ -365,6 +365,7 @@ class MonitorStage:
                     cap,
                     gone,
                     self.evicted,
+                    extra={"monitor": self.name, "model_version": gone},
                 )
         self.versions[version] = VersionMonitor(self, version)
         self.removed.discard(version)

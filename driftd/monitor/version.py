@@ -194,6 +194,7 @@ class VersionMonitor:
                 ctx.name,
                 self.version,
                 int(rows.pos[take - 1]) if take else -1,
+                extra={"monitor": ctx.name, "model_version": self.version},
             )
             self.ref_spec = refmodes.warmup_spec(
                 ctx.spec, b, ctx.code_tables(), ctx.index, self.version
@@ -344,6 +345,7 @@ class VersionMonitor:
                 " policy.min_events and no fallback_version is configured",
                 ctx.name,
                 self.version,
+                extra={"monitor": ctx.name, "model_version": self.version, "alert_id": aid},
             )
         alert = outputs.alert_line(
             kind,
@@ -374,6 +376,12 @@ class VersionMonitor:
             rollback_to,
             aid,
             reason,
+            extra={
+                "monitor": ctx.name,
+                "model_version": self.version,
+                "segment": seg or None,
+                "alert_id": aid,
+            },
         )
         return alert
 
@@ -389,6 +397,7 @@ class VersionMonitor:
                 ctx.name,
                 self.version,
                 position,
+                extra={"monitor": ctx.name, "model_version": self.version},
             )
             out.append(
                 (

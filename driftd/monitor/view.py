@@ -73,6 +73,7 @@ class MonitorStatus:
     evicted: int
     last_evaluation_wall: float | None
     performance: PerfStatus | None = None
+    segment_series: str = "full"  # monitors[].segment_series: "full" | "summary"
 
     def version(self, name: str | None) -> VersionStatus | None:
         name = self.current if name is None else name
@@ -170,6 +171,7 @@ def monitor_status(
         evicted=stage.evicted,
         last_evaluation_wall=stage.last_evaluation_wall,
         performance=ps,
+        segment_series=stage.spec.cfg.segment_series,
     )
 
 

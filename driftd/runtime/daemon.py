@@ -36,15 +36,17 @@ from typing import Any
 from driftd.actions import build_actions
 from driftd.actions.audit import AuditLog
 from driftd.actions.deadletter import DeadLetterSink, open_dead_letter
+from driftd.actions.payload import log_fields
 from driftd.config import Config
 from driftd.errors import ConfigError, SourceError, StateError, raise_all
 from driftd.metrics import build_registry
 from driftd.monitor.outputs import webhook_payload
 from driftd.monitor.view import Status
 from driftd.runtime.checks import problems
+from driftd.runtime.console import CalibrationDisplay
 from driftd.runtime.http import HttpServer
 from driftd.runtime.loop import drive
-from driftd.runtime.pipeline import Pipeline
+from driftd.runtime.pipeline import Pipeline, load_specs
 from driftd.sources.confluent import ConfluentSource
 from driftd.sources.kafka import KafkaSource
 from driftd.state.checkpoint import CheckpointStore
@@ -84,7 +86,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self._signals = 0
         raise_all(problems(cfg))  # the checks `driftd check-config` makes, all at once
-        self.pipeline = Pipeline(cfg)
+        # thresholds calibrated at start show progress (a bar on a terminal, else log lines)
+        self.pipeline = Pipeline(cfg, load_specs(cfg, progress=CalibrationDisplay()))
         state_dir = cfg.state.dir
         check_state_dir(state_dir)
         suffix = f"worker-{worker}" if worker is not None else ""
@@ -215,7 +218,12 @@ class Daemon:
                 break
             for a in targets:
                 if not a.submit(payload):  # unwritable outbox: logged and counted there
-                    log.error("action %s could not queue alert %s", a.name, payload["id"])
+                    log.error(
+                        "action %s could not queue alert %s",
+                        a.name,
+                        payload["id"],
+                        extra=log_fields(a.name, payload["id"], payload),
+                    )
             done += 1
         self._staged = self._staged[done:]
         self._set_backpressure(bool(self._staged))
@@ -460,8 +468,12 @@ class Daemon:
             off = self.pipeline.sources.get(key)
             if off is None:
                 log.info(
-                    "%s: not in the checkpoint; starting from the group's committed offset", key
+                    "%s: not in the checkpoint; starting from the group's committed offset",
+                    key,
+                    extra={"partition": key},
                 )
                 continue
             self.source.seek(key, off)
-            log.info("%s: resuming at offset %d (checkpoint)", key, off)
+            log.info(
+                "%s: resuming at offset %d (checkpoint)", key, off, extra={"partition": key}
+            )

@@ -32,6 +32,7 @@ from driftd.monitor.version import Histogram
 from driftd.monitor.view import Status, monitor_status
 from driftd.reference.profile import load_profile_for
 from driftd.state.checkpoint import PERFORMANCE_KEY
+from driftd.stats.progress import OnProgress
 from driftd.types import RawRecord
 
 if TYPE_CHECKING:  # river is imported only when a monitor has a performance block
@@ -44,9 +45,10 @@ Entry = tuple[dict[str, Any], dict[str, Any]]  # (JSON meta, NumPy arrays)
 Loader = Callable[[str], Entry | None]
 
 
-def load_specs(cfg: Config) -> list[MonitorSpec]:
+def load_specs(cfg: Config, progress: OnProgress | None = None) -> list[MonitorSpec]:
     """Every monitor's spec: profile references loaded (and calibrated when the profile has
-    no matching calibration); warmup / version monitors get their layout spec."""
+    no matching calibration, telling ``progress``); warmup / version monitors get their layout
+    spec."""
     specs = []
     for i, m in enumerate(cfg.monitors):
         if m.detectors:
@@ -56,7 +58,7 @@ def load_specs(cfg: Config) -> list[MonitorSpec]:
             specs.append(refmodes.layout_spec(m, i))  # references built at run time
             continue
         profile = load_profile_for(m, ref.path, f"monitors.{i}.reference.path")
-        specs.append(build_spec(m, profile, i))
+        specs.append(build_spec(m, profile, i, progress=progress))
     return specs
 
 
@@ -404,7 +406,7 @@ class Pipeline:
                 return load(version_key(name, v))
 
             n = persist.restore_stage(s, saved[0], load_version, now)
-            log.info("restored monitor %s: %d versions", s.name, n)
+            log.info("restored monitor %s: %d versions", s.name, n, extra={"monitor": s.name})
         if self.perf is not None:
             saved = load(PERFORMANCE_KEY)
             if saved is not None:

@@ -536,7 +536,12 @@ def jump_curve(
 
 
 def _null_numeric_effective(
-    test: DriftTest, ref: NumericReference, m_vals: int, resamples: int, rng: np.random.Generator
+    test: DriftTest,
+    ref: NumericReference,
+    m_vals: int,
+    resamples: int,
+    rng: np.random.Generator,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[FloatArray, JumpCurve | None, dict[str, float | None]]:
     """Distance statistics of ``resamples`` windows of the effective size drawn from the
     population proxy, against the reference; the jump curve; summary extras."""
@@ -592,6 +597,8 @@ def _null_numeric_effective(
                 dtype=np.float64,
             )
         out[start : start + rows] = stats
+        if progress is not None:
+            progress(rows)
     # a single value moves a window by 1 / (its size): the jump curve uses a real-size window
     typical = resample.draw_sorted(sample, rng.standard_exponential(m_vals + 1), tails)
     curve = jump_curve(kernel_stat if code is not None else test_stat, typical, tails, m_vals)
@@ -607,7 +614,12 @@ def _result_value(res: TestResult, p_value: bool) -> float:
 
 
 def _null_numeric_double(
-    test: DriftTest, ref: NumericReference, m_vals: int, resamples: int, rng: np.random.Generator
+    test: DriftTest,
+    ref: NumericReference,
+    m_vals: int,
+    resamples: int,
+    rng: np.random.Generator,
+    progress: Callable[[int], None] | None = None,
 ) -> FloatArray:
     """Test results (p-values or statistics) of a bootstrap reference against a bootstrap
     window, both drawn from the reference sample, through the test object itself."""
@@ -633,6 +645,7 @@ def _null_numeric_double(
             max=float(r_star[-1]),
         )
         out[b] = _result_value(test.numeric_sorted(ref_b, cur), p_value)
+        _step(progress, b, resamples)
     return out
 
 
@@ -642,6 +655,7 @@ def _null_categorical_double(
     m_vals: int,
     resamples: int,
     rng: np.random.Generator,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[FloatArray, dict[str, float | None]]:
     """Test results of multinomial bootstrap reference counts against multinomial window
     counts, both drawn from the population proxy, through the test object itself.
@@ -681,7 +695,14 @@ def _null_categorical_double(
         cur[:kk] = cur_draws[b][keep]
         cur[kk] = cur_draws[b][~keep].sum()
         out[b] = _result_value(test.categorical(ref_b, cur), p_value)
+        _step(progress, b, resamples)
     return out, {"novel_share": novel}
+
+
+def _step(progress: Callable[[int], None] | None, b: int, resamples: int) -> None:
+    """Report resamples to ``progress`` once per chunk of ``_CHUNK_ROWS`` and at the end."""
+    if progress is not None and ((b + 1) % _CHUNK_ROWS == 0 or b + 1 == resamples):
+        progress((b % _CHUNK_ROWS) + 1)
 
 
 # =========================================================================== thresholds
@@ -867,6 +888,7 @@ def calibrate_feature(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     margin: float = MARGIN,
+    progress: Callable[[int], None] | None = None,
 ) -> Calibration:
     """Calibrate ``test`` on ``ref`` for windows of ``window_events`` events so that a window
     from the reference's population breaches with probability at most about ``alpha``.
@@ -874,6 +896,8 @@ def calibrate_feature(
     Deterministic for a given ``seed``. Raises ``ValueError`` on bad arguments or a test that
     does not apply to the reference's kind; never on data (an empty reference or a degenerate
     null keeps ``test.default_threshold``, with ``method="default"`` and a note).
+    ``progress`` (optional) is called, on the calling thread, with the number of resamples
+    drawn since its last call, every few dozen resamples.
     """
     if window_events < 2:
         raise ValueError("window_events must be at least 2")
@@ -919,10 +943,12 @@ def calibrate_feature(
         extra: dict[str, float | None] = {}
         curve: JumpCurve | None = None
         if isinstance(ref, NumericReference):
-            stats, curve, extra = _null_numeric_effective(test, ref, m_vals, resamples, rng)
+            stats, curve, extra = _null_numeric_effective(
+                test, ref, m_vals, resamples, rng, progress
+            )
             scheme = "effective-size-bootstrap"
         else:
-            stats, extra = _null_categorical_double(test, ref, m_vals, resamples, rng)
+            stats, extra = _null_categorical_double(test, ref, m_vals, resamples, rng, progress)
             scheme = "double-bootstrap"
         power = DEVIATION_POWER.get(test.name, 1)
         thr, null = statistic_threshold(stats, alpha, power, margin, curve)
@@ -935,9 +961,9 @@ def calibrate_feature(
 
     p_extra: dict[str, float | None] = {}
     if isinstance(ref, NumericReference):
-        pvals = _null_numeric_double(test, ref, m_vals, resamples, rng)
+        pvals = _null_numeric_double(test, ref, m_vals, resamples, rng, progress)
     else:
-        pvals, p_extra = _null_categorical_double(test, ref, m_vals, resamples, rng)
+        pvals, p_extra = _null_categorical_double(test, ref, m_vals, resamples, rng, progress)
     p_thr, rule, null = p_value_threshold(pvals, alpha, margin)
     null.update(p_extra)
     if p_thr is None:

@@ -1,8 +1,9 @@
 """Progress display of `driftd profile build` and `driftd replay`: drawn on stderr only when
-stderr is a terminal (a real pseudo-terminal here), never in pipes, files or CI logs.
+stderr is a terminal (a real pseudo-terminal here), never in pipes, files or CI logs; the
+calibration of `profile build` draws a bar there, and logs a line every few seconds elsewhere.
 
-The half-second delay before the first progress line is set to zero in these tests, so a
-silent stderr proves the terminal check, not a fast run.
+The half-second delay before the first progress line (and the calibration's intervals) are set
+to zero in these tests, so a silent stderr proves the terminal check, not a fast run.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import io
 import logging
 import os
 import pty
+import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from driftd_testutil import build_credit_profile, credit_config, write_lines
 
 import driftd.cli
+import driftd.runtime.console
 from driftd.cli import main
 from driftd.demo.credit import generate
 
@@ -38,6 +42,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def no_delay(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(driftd.cli, "_PROGRESS_DELAY_S", 0.0)
     monkeypatch.setattr(driftd.cli, "_PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(driftd.runtime.console, "BAR_DELAY_S", 0.0)
+    monkeypatch.setattr(driftd.runtime.console, "BAR_INTERVAL_S", 0.0)
+    monkeypatch.setattr(driftd.runtime.console, "LOG_INTERVAL_S", 0.0)
     # main() points the root logger at the (fake) stderr; put it back afterwards
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -159,3 +166,49 @@ def test_replay_to_the_same_terminal_shows_no_progress(
     finally:
         stdout.close()
         other.close()
+
+
+@pytest.fixture(scope="module")
+def calibrating(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A config whose features leave their thresholds to calibration, and baseline data."""
+    tmp = tmp_path_factory.mktemp("calibrating")
+    features = {
+        "income": {"kind": "numeric", "test": "wasserstein_norm"},
+        "age": {"kind": "numeric", "test": "ks"},
+        "region": {"kind": "categorical", "test": "chi2"},
+    }
+    config = credit_config(tmp, profile=tmp / "unused.json", features=features)
+    doc = yaml.safe_load(config.read_text())
+    doc["monitors"][0]["calibration"] = {"resamples": 300}
+    config.write_text(yaml.safe_dump(doc))
+    return config, write_lines(tmp / "baseline.jsonl", generate(5000, version="v1", seed=6))
+
+
+def test_profile_build_calibration_bar_on_a_tty(
+    calibrating: tuple[Path, Path],
+    tmp_path: Path,
+    terminal: Terminal,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config, events = calibrating
+    monkeypatch.setattr("sys.stderr", terminal.stream)
+    assert main(profile_argv(config, events, tmp_path / "p.json")) == 0
+    out = terminal.drain()
+    bars = re.findall(r"\rcalibrating monitor credit: \[([#-]{24})\] +(\d+)% (\d)/3 features", out)
+    assert bars, out
+    assert any(0 < int(pct) < 100 for _, pct, _ in bars)  # drawn while it ran
+    # erased when done: the "calibrated" log line and the summary stand alone
+    after = out[out.rindex("\r\x1b[K") :]
+    assert "calibrated 3 thresholds" in after and "calibrating" not in after
+    assert "income: wasserstein_norm threshold" in after and "(calibrated)" in after
+
+
+def test_profile_build_calibration_log_lines_elsewhere(
+    calibrating: tuple[Path, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    config, events = calibrating
+    assert main(profile_argv(config, events, tmp_path / "p.json")) == 0
+    err = capfd.readouterr().err
+    assert "\r" not in err and "\x1b[" not in err
+    lines = re.findall(r"INFO driftd.calibration: calibrating monitor credit: (\d)/3 features", err)
+    assert lines and lines == sorted(lines)

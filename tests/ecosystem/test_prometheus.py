@@ -8,6 +8,9 @@ from pathlib import Path
 
 import yaml
 from ecosystem_support import DESIGN_FAMILIES, Live, http, run_promtool
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 RULES = Path("config/prometheus/driftd-rules.yml")
@@ -96,10 +99,30 @@ def test_live_scrape_has_every_family_with_samples(scrape: str) -> None:
 def test_promtool_check_metrics_on_live_scrape(live: Live) -> None:
     status, body = http(live.base + "/metrics")
     assert status == 200
+    # what is checked includes the process collectors and the data-quality gauges
+    names = {s.name for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+    assert {"process_resident_memory_bytes", "process_start_time_seconds"} <= names
+    assert {"driftd_feature_quality", "python_gc_objects_collected_total"} <= names
     res = run_promtool("check", "metrics", stdin=body)
     assert res.returncode == 0 and res.stdout.strip() == "" and res.stderr.strip() == "", (
         f"promtool check metrics complained (exit {res.returncode}):\n{res.stdout}{res.stderr}"
     )
+
+
+def test_openmetrics_scrape_parses(live: Live) -> None:
+    status, body = http(live.base + "/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert status == 200
+    text = body.decode()
+    assert text.endswith("# EOF\n")
+    # prometheus_client's OpenMetrics parser is strict: it raises on anything malformed
+    families = {f.name: f for f in openmetrics_families(text)}
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    quality = families["driftd_feature_quality"]
+    assert quality.type == "gauge"
+    checks = {(s.labels["feature"], s.labels["check"]) for s in quality.samples}
+    assert {("income", "missing_rate"), ("income", "out_of_range_rate")} <= checks
+    assert ("region", "unseen_rate") in checks and ("prediction", "missing_rate") in checks
+    assert families["driftd_events"].type == "counter"
 
 
 def test_promtool_check_metrics_is_not_a_rubber_stamp() -> None:
