@@ -297,3 +297,21 @@ def test_config_schema_describes_the_new_keys() -> None:
     for key in ("estimate", "estimate_metrics", "estimate_severity", "labels"):
         assert perf[key].get("description"), key
     assert yaml.safe_dump(mv)  # plain data
+
+
+def test_python_api_compare_reports_the_statistic(flip: dict[str, Any]) -> None:
+    import driftd
+
+    tmp = flip["tmp"]
+    flipped = write_lines(tmp / "flipped.jsonl", flip["stream"][-WINDOW:])
+    same = write_lines(tmp / "same.jsonl", flip["stream"][:WINDOW])
+    ref = tmp / "reference.jsonl"
+    for current, drifted in ((flipped, True), (same, False)):
+        report = driftd.compare(
+            str(ref), str(current), config=str(flip["cfg"]), monitor="pca_reconstruction"
+        )
+        assert report.multivariate is not None
+        assert report.multivariate["method"] == "pca_reconstruction"
+        assert report.multivariate["drifted"] is drifted and report.drifted is drifted
+        assert report.drifted_features == []  # no per-feature test sees it
+        assert report.to_dict()["multivariate"] == report.multivariate
