@@ -315,3 +315,43 @@ def test_python_api_compare_reports_the_statistic(flip: dict[str, Any]) -> None:
         assert report.multivariate["drifted"] is drifted and report.drifted is drifted
         assert report.drifted_features == []  # no per-feature test sees it
         assert report.to_dict()["multivariate"] == report.multivariate
+
+
+def test_segments_get_a_statistic_of_their_own(flip: dict[str, Any], tmp_path: Path) -> None:
+    num = {f"x{j}": {"kind": "numeric"} for j in range(6)}
+    mon = correlation_monitor(
+        "seg", tmp_path / "seg.json", "pca_reconstruction", features=num,
+        segment_by=["features.region"], segment_min_reference_events=5000,
+    )  # fmt: skip
+    cfg_path = write_config(tmp_path, [mon])
+    ref = write_lines(tmp_path / "ref.jsonl", flip["reference"])
+    build_profile(cfg_path, "seg", ref, tmp_path / "seg.json")
+    prof = Profile.load(tmp_path / "seg.json")
+    # EU (50 %) and US (30 %) have 5,000 reference rows or more, APAC (20 %) does not
+    assert sorted(k for (k,) in prof.segments) == ["EU", "US"]
+    assert all(p.multivariate is not None for p in prof.segments.values())
+    assert all("multivariate" in p.calibration for p in prof.segments.values())
+    cfg = load_config(cfg_path, environ={})
+    engine = Pipeline(cfg)
+    spec = engine.stages[0].spec
+    assert spec.multivariate is not None
+    for key, seg in spec.segment_specs.items():
+        assert (
+            seg.multivariate is not None and seg.multivariate.model is not spec.multivariate.model
+        )
+        assert (
+            seg.multivariate.threshold
+            == prof.segments[key].calibration["multivariate"]["threshold"]
+        )
+    recs = [RawRecord(v, i + 1, None) for i, v in enumerate(flip["stream"])]
+    out = [o for i in range(0, len(recs), 1000) for o in engine.process(recs[i : i + 1000])]
+    segs = [o for o in out if o["type"] == "evaluation" and o["segment"] is not None]
+    assert {o["segment"]["features.region"] for o in segs} == {"EU", "US", "APAC"}
+    for region in ("EU", "US", "APAC"):
+        mine = [o for o in segs if o["segment"]["features.region"] == region]
+        assert all(o["multivariate"]["method"] == "pca_reconstruction" for o in mine)
+    # the flip shows in the segments too, never before it
+    eu = [o for o in segs if o["segment"]["features.region"] == "EU"]
+    before = [o for o in eu if o["window"]["end_position"] <= FLIP]
+    assert before and not any(o["multivariate"]["drifted"] for o in before)
+    assert eu[-1]["multivariate"]["drifted"]
