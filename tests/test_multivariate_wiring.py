@@ -218,6 +218,12 @@ def test_warmup_reference_fits_the_statistic_and_keeps_it_across_a_checkpoint(
     part1 = run(first, recs[:10_500])
     second = roundtrip(first, cfg, tmp_path / "ck")
     assert part1 + run(second, recs[10_500:]) == whole
+    # restored mid-warmup: the reservoir's whole rows (categorical codes included) come back,
+    # and the statistic fitted when the warmup completes is the same
+    first = Pipeline(cfg)
+    part1 = run(first, recs[:5_100])
+    second = roundtrip(first, cfg, tmp_path / "ck2")
+    assert part1 + run(second, recs[5_100:]) == whole
 
 
 def _check(tmp: Path, monitors: list[dict[str, Any]]) -> tuple[int, str]:
