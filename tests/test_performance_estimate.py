@@ -335,3 +335,20 @@ def test_profile_build_needs_labels(tmp_path: Path) -> None:
         )  # fmt: skip
     assert rc == 2 and "schema.label:" in err.getvalue()
     assert not (tmp_path / "p.json").exists()
+
+
+def test_for_actions_keeps_the_rule_for_drift_alerts() -> None:
+    from driftd.monitor.outputs import alert_line
+
+    def line(kind: str, severity: str) -> dict[str, Any]:
+        return alert_line(
+            kind, "id", 0.0, monitor="m", model="x", version="v", rollback_to=None,
+            severity=severity, reason="r", body={},
+        )  # fmt: skip
+
+    assert not for_actions(line("drift.warning", "warning"))  # as before: audited only
+    assert for_actions(line("drift.detected", "critical"))
+    assert for_actions(line("drift.resolved", "info"))
+    assert for_actions(line("performance.degraded", "critical"))
+    assert not for_actions(line("performance.estimated_degraded", "warning"))
+    assert not for_actions({"type": "evaluation", "severity": "critical"})
