@@ -70,10 +70,30 @@ alternating in blocks of 100 events — both stationary (false alerts), and the 
 normal_a mean +0.5σ from the middle of the stream on (delay in stream positions; the canary's
 5,000-event window spans 10,000 of them).
 
+Multivariate drift (``--multivariate pca_reconstruction,mmd``, the default; ``""`` skips it):
+two more monitors on the same events, ``mv_pca_reconstruction`` and ``mv_mmd``, each with
+``multivariate: {method: …}`` (threshold calibrated) over ``MV_FEATURES`` — five of the shapes
+above plus ``corr_a`` / ``corr_b``, a standard-normal pair correlated 0.8 that the events also
+carry (drawn from their own generator, so the other features' values are the same with or
+without them) — and, for PCA, two categoricals. They read the stationary stream (their false
+alerts and breaching evaluations, and how close the statistic came to its threshold) and
+``--trials`` ``correlation_flip`` streams: ``--pre-change-events``, then
+``--mv-post-change-events`` whose ``corr_a``/``corr_b`` correlation is −0.8 — no marginal
+moves. How close a stationary window came to breaching is ``headroom_used``, the largest
+``(statistic − centre) / (threshold − centre)`` with the centre of the calibrated null (1 is
+a breach; as ``benchmarks.multivariate``). Per method: the first breaching evaluation and
+the first ``drift.detected`` after the change, whether that alert names only
+``multivariate``, and the per-feature breaches of the multivariate monitors in the flip
+streams (a univariate test flagging the flip would be a false alarm of its own). Targets: no
+multivariate false alert in ≥ 1,000,000 stationary events; the flip's first breaching
+evaluation within two steps and an alert naming only ``multivariate`` within one window
+(``window.events``); no per-feature breach.
+
 With ``--json`` the last line printed is one JSON object: ``false_alerts`` (all streams),
 ``stationary_events`` (undrifted events judged: stationary stream + pre-change parts),
 ``streams`` (per stream: ``detected``, ``delay_events``, ``false_alerts``, ``seconds``, …),
-``targets`` (each check with its value) and ``targets_met``.
+``multivariate`` (per method: ``stationary`` and ``correlation_flip`` results), ``targets``
+(each check with its value) and ``targets_met``.
 """
 
 from __future__ import annotations
@@ -130,7 +150,11 @@ CATEGORICAL: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "cat50_b": (tuple(f"u{i:02d}" for i in range(50)), (1.0 / 50,) * 50),
 }
 FEATURES = NUMERIC + tuple(CATEGORICAL)
+CORRELATED = ("corr_a", "corr_b")  # carried by every event; read by the multivariate monitors
 NORMAL_A_MEAN, NORMAL_A_SD = 50.0, 10.0
+MV_FEATURES = ("normal_a", "lognormal_a", "bimodal_a", "poisson_a", "t3_a", *CORRELATED)
+MV_CATEGORICAL = ("cat3_a", "cat50_a")  # pca_reconstruction only
+MV_METHODS = ("pca_reconstruction", "mmd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +167,7 @@ class Drift:
     missing_rate: float = 0.0  # normal_b null share
     score_logit_shift: float = 0.0
     version: str = "v1"
+    corr_rho: float = 0.8  # correlation of corr_a and corr_b (marginals N(0, 1) either way)
 
 
 NEUTRAL = Drift()
@@ -247,19 +272,28 @@ def generate(rng: np.random.Generator, n: int, drift: Drift) -> tuple[list[list[
     return cols, score
 
 
+def correlated(rng: np.random.Generator, n: int, rho: float) -> list[list[float]]:
+    """``corr_a``, ``corr_b``: standard normal, correlation ``rho``."""
+    a = rng.normal(0.0, 1.0, n)
+    b = rho * a + math.sqrt(1.0 - rho * rho) * rng.normal(0.0, 1.0, n)
+    return [a.tolist(), b.tolist()]
+
+
 def encode(
     cols: list[list[Any]], score: F64, version: str, first: int, events_per_s: float
 ) -> list[bytes]:
-    """JSON events in driftd's default schema; ``first`` is the 0-based index in the stream."""
+    """JSON events in driftd's default schema; ``first`` is the 0-based index in the stream.
+    ``cols`` holds the FEATURES, then optionally the CORRELATED pair."""
     ts = (T0_MS + (np.arange(first, first + score.size) * (1000.0 / events_per_s))).astype(np.int64)
     dumps = orjson.dumps
+    names = FEATURES + CORRELATED if len(cols) > len(FEATURES) else FEATURES
     return [
         dumps(
             {
                 "model": MODEL,
                 "model_version": version,
                 "ts": t,
-                "features": dict(zip(FEATURES, row, strict=True)),
+                "features": dict(zip(names, row, strict=True)),
                 "prediction": s,
             }
         )
@@ -268,16 +302,23 @@ def encode(
 
 
 def stream(
-    segments: Sequence[tuple[int, Drift]], seed: Sequence[int], events_per_s: float
+    segments: Sequence[tuple[int, Drift]],
+    seed: Sequence[int],
+    events_per_s: float,
+    with_correlated: bool = False,
 ) -> Iterator[list[bytes]]:
-    """Encoded events of consecutive segments, in chunks of at most CHUNK."""
+    """Encoded events of consecutive segments, in chunks of at most CHUNK; with the
+    CORRELATED pair from a generator of its own (the other features' values do not change)."""
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
+    rng_c = np.random.default_rng(np.random.SeedSequence([*seed, 0xC0]))
     first = 0
     for n, drift in segments:
         done = 0
         while done < n:
             k = min(CHUNK, n - done)
             cols, score = generate(rng, k, drift)
+            if with_correlated:
+                cols += correlated(rng_c, k, drift.corr_rho)
             yield encode(cols, score, drift.version, first, events_per_s)
             done += k
             first += k
@@ -313,9 +354,28 @@ def monitor_config(profile: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     return deep_merge(mon, overrides)
 
 
-def write_config(tmp: Path, overrides: dict[str, Any], name: str = "driftd") -> Path:
+def mv_monitor(tmp: Path, method: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A monitor of the multivariate statistic ``method`` over MV_FEATURES (and, for PCA,
+    MV_CATEGORICAL); window, policy and calibration as the main monitor's."""
+    base = monitor_config(tmp / f"profile-mv-{method}.json", overrides)
+    names = MV_FEATURES + (MV_CATEGORICAL if method == "pca_reconstruction" else ())
+    feats = {n: {"kind": "categorical" if n in CATEGORICAL else "numeric"} for n in names}
+    out = {k: v for k, v in base.items() if k not in ("features", "prediction")}
+    return {**out, "name": f"mv_{method}", "features": feats, "multivariate": {"method": method}}
+
+
+def write_config(
+    tmp: Path,
+    overrides: dict[str, Any],
+    name: str = "driftd",
+    mv: Sequence[str] = (),
+    main: bool = True,
+) -> Path:
+    """The benchmark's config: the main monitor (unless not ``main``) and the multivariate
+    monitors of the methods ``mv``."""
+    mons = [monitor_config(tmp / "profile.json", overrides)] if main else []
     cfg = {
-        "monitors": [monitor_config(tmp / "profile.json", overrides)],
+        "monitors": mons + [mv_monitor(tmp, m, overrides) for m in mv],
         "http": {"listen": "127.0.0.1:0"},
         "state": {"dir": str(tmp / "state")},
     }
@@ -324,18 +384,24 @@ def write_config(tmp: Path, overrides: dict[str, Any], name: str = "driftd") -> 
     return path
 
 
-def build_reference(tmp: Path, cfg_path: Path, events: int, seed: int, rate: float) -> None:
-    """Reference events → ``tmp/profile.json`` through ``driftd profile build``."""
+def build_reference(
+    tmp: Path, cfg_path: Path, events: int, seed: int, rate: float, mv: Sequence[str] = ()
+) -> None:
+    """Reference events → ``tmp/profile.json`` (and one profile per multivariate monitor)
+    through ``driftd profile build``."""
     ref = tmp / "reference.jsonl"
     with open(ref, "wb") as fh:
-        for chunk in stream([(events, NEUTRAL)], (seed, 0), rate):
+        for chunk in stream([(events, NEUTRAL)], (seed, 0), rate, with_correlated=bool(mv)):
             fh.write(b"\n".join(chunk) + b"\n")
-    argv = ["--log-level", "warning", "profile", "build", "-c", str(cfg_path)]
-    argv += ["--monitor", MONITOR, "--input", str(ref), "--out", str(tmp / "profile.json")]
-    argv += ["--seed", str(seed)]
-    rc = driftd_cli(argv)
-    if rc != 0:
-        raise SystemExit(f"driftd profile build failed (exit {rc})")
+    targets = [(MONITOR, tmp / "profile.json")]
+    targets += [(f"mv_{m}", tmp / f"profile-mv-{m}.json") for m in mv]
+    for monitor, out in targets:
+        argv = ["--log-level", "warning", "profile", "build", "-c", str(cfg_path)]
+        argv += ["--monitor", monitor, "--input", str(ref), "--out", str(out)]
+        argv += ["--seed", str(seed)]
+        rc = driftd_cli(argv)
+        if rc != 0:
+            raise SystemExit(f"driftd profile build failed (exit {rc})")
     ref.unlink()
 
 
@@ -381,9 +447,12 @@ class Run:
     warnings: int = 0  # drift.warning episodes (never rollbacks), all of the stream
     resolves: int = 0
     _open: bool = False
+    monitor: str = MONITOR  # lines of other monitors (the multivariate ones) are not scored
 
     def feed(self, outputs: list[dict[str, Any]]) -> None:
         for o in outputs:
+            if o.get("monitor", self.monitor) != self.monitor:
+                continue
             if o.get("type") == "evaluation":
                 self._evaluation(o)
             elif o.get("type") == "alert":
@@ -476,16 +545,83 @@ def run_stream(
     run: Run,
     batch: int,
     events_per_s: float,
+    observers: Sequence[MvRun] = (),
 ) -> Run:
+    """``segments`` through a fresh engine, outputs scored by ``run`` and ``observers`` (the
+    multivariate monitors' runs; with them the events carry the CORRELATED pair)."""
     engine = Pipeline(load_config(cfg_path, environ={}))
     position = 0
-    for chunk in stream(segments, seed, events_per_s):
+    for chunk in stream(segments, seed, events_per_s, with_correlated=bool(observers)):
         recs = [RawRecord(v, position + i + 1, None) for i, v in enumerate(chunk)]
         position += len(recs)
         for i in range(0, len(recs), batch):
-            run.feed(engine.process(recs[i : i + batch]))
+            outputs = engine.process(recs[i : i + batch])
+            run.feed(outputs)
+            for o in observers:
+                o.feed(outputs)
     run.events = position
+    for o in observers:
+        o.events = position
     return run
+
+
+@dataclass
+class MvRun:
+    """A multivariate monitor's outputs of one stream, scored against its change point."""
+
+    method: str
+    change: int | None
+    window_events: int
+    events: int = 0
+    evaluations: int = 0
+    breaches: int = 0  # undrifted evaluations whose multivariate statistic breached
+    max_statistic: float | None = None  # undrifted, full windows
+    threshold: float | None = None  # calibrated, full window
+    centre: float = 0.0  # of the calibrated null (set from the profile)
+    headroom_used: float | None = None  # undrifted: max (statistic - centre) / (thr - centre)
+    feature_breaches: int = 0  # evaluations with a per-feature or quality breach (any part)
+    false_alerts: list[dict[str, Any]] = field(default_factory=list)
+    first_breach_delay: int | None = None
+    detection: dict[str, Any] | None = None
+
+    @property
+    def monitor(self) -> str:
+        return f"mv_{self.method}"
+
+    def feed(self, outputs: list[dict[str, Any]]) -> None:
+        for o in outputs:
+            if o.get("monitor") != self.monitor:
+                continue
+            if o["type"] == "evaluation":
+                self._evaluation(o)
+            elif o["type"] == "alert" and o.get("event") == "drift.detected":
+                self._alert(o)
+
+    def _evaluation(self, ev: dict[str, Any]) -> None:
+        self.evaluations += 1
+        end = int(ev["window"]["end_position"])
+        mv = ev["multivariate"]
+        if any(r["drifted"] for r in ev["features"].values()) or ev["quality_breaches"]:
+            self.feature_breaches += 1
+        if self.change is None or end <= self.change:
+            self.breaches += int(mv["drifted"])
+            if mv["statistic"] is not None and mv["threshold"] > self.centre:
+                used = (mv["statistic"] - self.centre) / (mv["threshold"] - self.centre)
+                self.headroom_used = max(self.headroom_used or -math.inf, used)
+            full = int(ev["window"]["events"]) >= self.window_events
+            if full and mv["statistic"] is not None:
+                self.threshold = mv["threshold"]
+                self.max_statistic = max(self.max_statistic or -math.inf, mv["statistic"])
+        elif self.first_breach_delay is None and mv["drifted"]:
+            self.first_breach_delay = end - self.change
+
+    def _alert(self, a: dict[str, Any]) -> None:
+        end = int(a["window"]["end_position"])
+        names = [f["name"] for f in a.get("features", [])]
+        if self.change is None or end <= self.change:
+            self.false_alerts.append({"end_position": end, "features": names})
+        elif self.detection is None:
+            self.detection = {"delay_events": end - self.change, "features": names}
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -636,6 +772,81 @@ def mode_streams(
     return out
 
 
+def null_centre(tmp: Path, method: str) -> float:
+    """The centre of the multivariate statistic's calibrated null (as benchmarks.multivariate:
+    PCA's reference mean error, MMD's mean resampled MMD²), from the monitor's profile."""
+    doc = orjson.loads((tmp / f"profile-mv-{method}.json").read_bytes())
+    null = doc["calibration"]["multivariate"]["null"]
+    return float(null["center"] if method == "pca_reconstruction" else null["mean"])
+
+
+def multivariate_streams(
+    tmp: Path,
+    overrides: dict[str, Any],
+    args: argparse.Namespace,
+    mv: Sequence[str],
+    stationary: Sequence[MvRun],
+    window_events: int,
+    window_step: int,
+) -> dict[str, Any]:
+    """The multivariate monitors' results (module docstring): their view of the stationary
+    stream (``stationary``, already run) and ``--trials`` correlation-flip streams."""
+    cfg = write_config(tmp, overrides, "mv", mv, main=False)
+    pre, post = args.pre_change_events, args.mv_post_change_events
+    flip = Drift(corr_rho=-0.8)
+    trials: dict[str, list[MvRun]] = {m: [] for m in mv}
+    t0 = time.perf_counter()
+    for trial in range(args.trials):
+        obs = [MvRun(m, pre, window_events, centre=null_centre(tmp, m)) for m in mv]
+        run_stream(
+            cfg,
+            [(pre, NEUTRAL), (post, flip)],
+            (args.seed, 50, trial),
+            Run(pre, None, window_events),
+            args.batch,
+            args.events_per_s,
+            obs,
+        )
+        for o in obs:
+            trials[o.method].append(o)
+    flip_s = time.perf_counter() - t0
+    out: dict[str, Any] = {}
+    for st in stationary:
+        runs = trials[st.method]
+        firsts = [r.first_breach_delay for r in runs]
+        delays = [r.detection["delay_events"] if r.detection else None for r in runs]
+        only = all(r.detection is not None and r.detection["features"] == ["multivariate"]
+                   for r in runs)  # fmt: skip
+        out[st.method] = {
+            "stationary": {
+                "events": st.events,
+                "evaluations": st.evaluations,
+                "breaching_evaluations": st.breaches,
+                "false_alerts": len(st.false_alerts),
+                "false_alert_list": st.false_alerts[:20],
+                "max_statistic": st.max_statistic,
+                "threshold": st.threshold,
+                "null_centre": st.centre,
+                "headroom_used": st.headroom_used,
+                "feature_breaches": st.feature_breaches,
+            },
+            "correlation_flip": {
+                "trials": len(runs),
+                "change_position": pre,
+                "pre_change_events": pre * len(runs),
+                "first_breach_delays": firsts,
+                "delays": delays,
+                "alert_names_only_multivariate": only,
+                "feature_breaches": sum(r.feature_breaches for r in runs),
+                "false_alerts": sum(len(r.false_alerts) for r in runs),
+                "within_window": all(d is not None and d <= window_events for d in delays),
+                "within_two_steps": all(d is not None and d <= 2 * window_step for d in firsts),
+                "seconds": round(flip_s, 2),
+            },
+        }
+    return out
+
+
 def report(result: dict[str, Any]) -> None:
     w = result["window_events"]
     print(
@@ -685,6 +896,19 @@ def report(result: dict[str, Any]) -> None:
             f"mode {name:35s} {m['reference']:16s} events {m['events']:>9,} "
             f"false alerts {m['false_alerts']}  delay {delay}  {m['seconds']:.1f} s"
         )
+    for method, m in result.get("multivariate", {}).items():
+        st, fl = m["stationary"], m["correlation_flip"]
+        print(
+            f"multivariate {method:19s} stationary {st['events']:,} events: false alerts "
+            f"{st['false_alerts']}, breaching {st['breaching_evaluations']}/{st['evaluations']}, "
+            f"max statistic {_fmt(st['max_statistic'])} vs threshold {_fmt(st['threshold'])} "
+            f"(null centre {st['null_centre']:.4g}; headroom used {_fmt(st['headroom_used'])})"
+        )
+        print(
+            f"{'':32s} correlation flip: first breach {fl['first_breach_delays']}, alert "
+            f"{fl['delays']}, only multivariate {fl['alert_names_only_multivariate']}, "
+            f"per-feature breaches {fl['feature_breaches']}, false alerts {fl['false_alerts']}"
+        )
     for name, t in result["targets"].items():
         print(f"target {name}: {t['value']} ({t['goal']}) -> {'met' if t['met'] else 'NOT MET'}")
     print(
@@ -712,7 +936,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=20261126)
     ap.add_argument("--mode-events", type=int, default=200_000, help="per reference-mode stream")
     ap.add_argument("--warmup-events", type=int, default=20_000, help="warmup reference size")
+    ap.add_argument(
+        "--multivariate",
+        default=",".join(MV_METHODS),
+        help="comma list of multivariate methods with a monitor of their own ('' skips them)",
+    )
+    ap.add_argument("--mv-post-change-events", type=int, default=6000)
     args = ap.parse_args(argv)
+    mv = [m for m in args.multivariate.split(",") if m]
+    if set(mv) - set(MV_METHODS):
+        ap.error(f"unknown multivariate method(s) {sorted(set(mv) - set(MV_METHODS))}")
     overrides = json.loads(args.config_overrides)
     if not isinstance(overrides, dict):
         ap.error("--config-overrides must be a JSON object")
@@ -727,8 +960,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="driftd-bench-") as tmpdir:
         tmp = Path(tmpdir)
         cfg_path = write_config(tmp, overrides)
+        # the stationary stream also feeds the multivariate monitors (one stream, read once)
+        cfg_all = write_config(tmp, overrides, "all", mv) if mv else cfg_path
         t0 = time.perf_counter()
-        build_reference(tmp, cfg_path, args.reference_events, args.seed, args.events_per_s)
+        build_reference(tmp, cfg_all, args.reference_events, args.seed, args.events_per_s, mv)
         profile_s = time.perf_counter() - t0
         # the engine logs every alert at WARNING; the benchmark reports them itself
         logging.getLogger("driftd").setLevel(logging.ERROR)
@@ -737,15 +972,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         window_step = getattr(mon.window, "step", window_events)
 
         features: dict[str, dict[str, Any]] = {}
+        mv_stationary = [MvRun(m, None, window_events, centre=null_centre(tmp, m)) for m in mv]
         if args.stationary_events > 0:
             t0 = time.perf_counter()
             run = run_stream(
-                cfg_path,
+                cfg_all,
                 [(args.stationary_events, NEUTRAL)],
                 (args.seed, 1),
                 Run(None, None, window_events),
                 args.batch,
                 args.events_per_s,
+                mv_stationary,
             )
             streams["stationary"] = stationary_result(run, time.perf_counter() - t0)
             features = run.features
@@ -765,6 +1002,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             streams[sc.name] = drift_result(sc, runs, time.perf_counter() - t0, window_events)
             features = features or runs[0].features
         modes = mode_streams(tmp, overrides, args, window_events) if args.mode_events > 0 else {}
+        multivariate = (
+            multivariate_streams(
+                tmp, overrides, args, mv, mv_stationary, window_events, window_step
+            )
+            if mv
+            else {}
+        )
 
     false_alerts = sum(s["false_alerts"] for s in streams.values())
     stationary_events = streams.get("stationary", {}).get("events", 0) + sum(
@@ -778,6 +1022,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "met": stationary_events >= TARGET_STATIONARY_EVENTS,
         },
     }
+    if multivariate:
+        mv_false = sum(
+            m["stationary"]["false_alerts"] + m["correlation_flip"]["false_alerts"]
+            for m in multivariate.values()
+        )
+        mv_events = min(
+            m["stationary"]["events"] + m["correlation_flip"]["pre_change_events"]
+            for m in multivariate.values()
+        )
+        targets["multivariate_false_alerts"] = {
+            "value": mv_false,
+            "goal": "== 0",
+            "met": mv_false == 0,
+        }
+        targets["multivariate_stationary_events"] = {
+            "value": mv_events,
+            "goal": f">= {TARGET_STATIONARY_EVENTS:,}",
+            "met": mv_events >= TARGET_STATIONARY_EVENTS,
+        }
+        for method, m in multivariate.items():
+            fl = m["correlation_flip"]
+            targets[f"correlation_flip_{method}"] = {
+                "value": {"first_breach": fl["first_breach_delays"], "alert": fl["delays"]},
+                "goal": f"first breach within two steps ({2 * window_step}), alert within"
+                f" {window_events} naming only multivariate, no per-feature breach",
+                "met": fl["within_two_steps"]
+                and fl["within_window"]
+                and fl["alert_names_only_multivariate"]
+                and fl["feature_breaches"] == 0,
+            }
     for sc in chosen:
         if sc.targeted:
             s = streams[sc.name]
@@ -792,6 +1066,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "stationary_events": stationary_events,
         "streams": streams,
         "reference_modes": modes,
+        "multivariate": multivariate,
         "targets_met": all(t["met"] for t in targets.values()),
         "targets": targets,
         "window_events": window_events,

@@ -161,6 +161,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"# monitor {s.cfg.name}: profile {s.profile.id} ({s.profile.events} events); {feats}\n"
         )
+        sys.stdout.writelines(f"# monitor {s.cfg.name}: {x}\n" for x in s.models())
         if s.cfg.segment_by:
             own = ", ".join(
                 f"{p.events} rows for {','.join(k)}" for k, p in s.profile.segments.items()
@@ -270,6 +271,7 @@ def cmd_profile_build(args: argparse.Namespace) -> int:
             "calibrated" if f.calibrated else "configured" if _explicit(mon, f.name) else "default"
         )
         sys.stderr.write(f"  {f.name}: {f.test.name} threshold {f.threshold:.4g} ({how})\n")
+    sys.stderr.writelines(f"  {x}\n" for x in spec.models())
     if mon.segment_by:
         sys.stderr.write(
             f"  segments by {', '.join(mon.segment_by)}: {len(prof.segments)} with their own"

@@ -381,6 +381,8 @@ _CLASSIFICATION_METRICS = (
     "label_positive_rate", "ece",
 )  # fmt: skip
 _REGRESSION_METRICS = ("mae", "rmse", "mape", "bias")
+# What confidence-based performance estimation (driftd.performance.cbpe) estimates.
+CBPE_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "positive_rate")
 
 
 class PerformanceConfig(_Frozen):
@@ -391,7 +393,12 @@ class PerformanceConfig(_Frozen):
     compared with the ``baseline`` with a ``level`` confidence interval. A version is degraded
     when, for one of the ``metrics``, the interval excludes zero on the bad side and the
     difference is at least ``min_effect``; the monitor's ``policy`` (consecutive, cooldown,
-    resolve) turns that into ``performance.degraded`` / ``performance.resolved`` alerts."""
+    resolve) turns that into ``performance.degraded`` / ``performance.resolved`` alerts.
+
+    With ``estimate: cbpe`` the performance of every drift window is also estimated from its
+    scores alone, before any label (see the docs, "Multivariate drift and estimated
+    performance"); an estimate whose band lies on the bad side of the reference's realised
+    value raises ``performance.estimated_degraded`` through the same policy."""
 
     task: Literal["classification", "regression"] = "classification"
     """Kind of model: classification (scores or classes) or regression."""
@@ -428,9 +435,30 @@ class PerformanceConfig(_Frozen):
     """Predictions kept waiting for their label."""
     max_early: int = Field(default=100_000, ge=0)
     """Labels kept waiting for their prediction."""
+    labels: bool = True
+    """Join delayed labels and measure the realised performance (everything above); false:
+    only the `estimate`, no label join (nothing is kept per prediction)."""
+    estimate: Literal["cbpe"] | None = None
+    """Estimate the performance of every drift window from its scores alone, before any label:
+    `cbpe` (confidence-based performance estimation; binary classifiers with scores in [0, 1],
+    a numeric `prediction`, and a profile built from labelled reference data). null: no
+    estimate."""
+    estimate_metrics: list[str] | None = None
+    """Estimated metrics whose degradation raises `performance.estimated_degraded` (of
+    accuracy, precision, recall, f1, roc_auc, positive_rate; all are estimated and exported);
+    null: accuracy."""
+    estimate_min_effect: dict[str, float] = {}
+    """Smallest distance of an estimate from the reference's realised value that counts as
+    degraded, per metric (defaults as `min_effect`: accuracy 0.02, roc_auc 0.02, precision,
+    recall and f1 0.03, positive_rate 0.05)."""
+    estimate_severity: Literal["warning", "critical"] = "warning"
+    """Severity of `performance.estimated_degraded`: `warning` alerts are audited and counted
+    but never sent to actions; `critical` ones go to the monitor's actions (rollbacks) like
+    drift alerts."""
 
     @model_validator(mode="after")
     def _consistent(self) -> PerformanceConfig:
+        self._check_estimate()
         known = _CLASSIFICATION_METRICS if self.task == "classification" else _REGRESSION_METRICS
         for i, name in enumerate(self.metrics or []):
             if name not in known:
@@ -453,6 +481,34 @@ class PerformanceConfig(_Frozen):
             raise _KeyedValueError("min_events", "must not exceed window")
         return self
 
+    def _check_estimate(self) -> None:
+        if self.estimate is None:
+            given = [k for k in ("estimate_metrics", "estimate_min_effect") if getattr(self, k)]
+            if given:
+                raise _KeyedValueError(given[0], "needs `estimate: cbpe`")
+            if not self.labels:
+                raise _KeyedValueError(
+                    "labels", "with labels: false the block needs `estimate: cbpe` (else it does"
+                    " nothing)"
+                )  # fmt: skip
+            return
+        if self.task != "classification":
+            raise _KeyedValueError("estimate", "cbpe estimates binary classifiers only")
+        for i, name in enumerate(self.estimate_metrics or []):
+            if name not in CBPE_METRICS:
+                raise _KeyedValueError(
+                    f"estimate_metrics.{i}",
+                    f"{name!r} is not estimated (estimated: {', '.join(CBPE_METRICS)})",
+                )
+        for name in self.estimate_min_effect:
+            if name not in CBPE_METRICS:
+                raise _KeyedValueError(f"estimate_min_effect.{name}", "not an estimated metric")
+
+    @property
+    def estimated(self) -> list[str]:
+        """The estimated metrics that can raise ``performance.estimated_degraded``."""
+        return list(self.estimate_metrics) if self.estimate_metrics else ["accuracy"]
+
     @property
     def compared(self) -> list[str]:
         if self.metrics:
@@ -470,6 +526,52 @@ class PerformanceConfig(_Frozen):
     @property
     def baseline_version(self) -> str | None:
         return self.baseline[len("version:") :] if self.baseline.startswith("version:") else None
+
+
+MULTIVARIATE = "multivariate"  # the statistic's name in evaluations, alerts and metrics
+
+
+class MultivariateConfig(_Frozen):
+    """One drift statistic over several features at once, for changes no per-feature test
+    sees (features whose distributions stay put while the way they move together changes).
+    Fitted on the reference rows by `driftd profile build` (or on each version's warmup
+    reference when it completes) and evaluated on every window beside the per-feature tests;
+    a window whose statistic is above the threshold breaches like a drifted prediction."""
+
+    method: Literal["pca_reconstruction", "mmd"]
+    """`pca_reconstruction`: the window's mean PCA reconstruction error (NannyML's data
+    reconstruction drift; numeric and categorical features). `mmd`: the kernel maximum mean
+    discrepancy between bounded, seeded subsamples of the reference and the window (numeric
+    features)."""
+    features: list[str] | None = None
+    """Features the statistic reads (names under `features`); null: every numeric feature, and
+    for `pca_reconstruction` the categorical ones too."""
+    threshold: float | None = Field(default=None, ge=0)
+    """A statistic above it is drift; null: calibrated to the monitor's false-alert budget, the
+    statistic counting as one more tested feature (count windows with calibration on)."""
+    variance: float = Field(default=0.65, gt=0, lt=1)
+    """pca_reconstruction: share of the reference's variance the kept principal components
+    explain (NannyML's default)."""
+    encoding: Literal["frequency", "onehot"] = "frequency"
+    """pca_reconstruction: a categorical feature as its category's reference frequency
+    (NannyML's encoding) or as one indicator column per reference category."""
+    reference_rows: int = Field(default=1000, ge=10, le=20_000)
+    """mmd: reference rows in the fixed subsample every window is compared with."""
+    window_rows: int = Field(default=1000, ge=10, le=20_000)
+    """mmd: window rows compared per evaluation, at most (a subsample seeded by the window's
+    end position, so a replay and a restarted daemon draw the same rows)."""
+    pool_rows: int = Field(default=5000, ge=100, le=100_000)
+    """mmd: further reference rows kept in the profile to calibrate the threshold from."""
+
+    @field_validator("features")
+    @classmethod
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("list at least one feature, or null for the default")
+            if len(set(v)) != len(v):
+                raise ValueError("features must be distinct")
+        return v
 
 
 class MonitorConfig(_Frozen):
@@ -501,7 +603,11 @@ class MonitorConfig(_Frozen):
     """Version states kept; beyond it the least recently seen version is dropped (logged, counted),
     so invented versions cannot exhaust memory."""
     performance: PerformanceConfig | None = None
-    """Model performance on delayed labels; null: off."""
+    """Model performance on delayed labels, and estimated from the scores before them
+    (`estimate: cbpe`); null: off."""
+    multivariate: MultivariateConfig | None = None
+    """One drift statistic over several features at once (`pca_reconstruction` or `mmd`);
+    null: off."""
     segment_by: list[str] = []
     """Event paths (e.g. `features.region`) whose values split each version into segments with their
     own windows, verdicts and alerts."""
@@ -532,6 +638,85 @@ class MonitorConfig(_Frozen):
         if not v:
             raise ValueError("a monitor needs at least one feature")
         return v
+
+    @model_validator(mode="after")
+    def _multivariate_and_estimate(self) -> MonitorConfig:
+        mv = self.multivariate
+        if mv is not None:
+            if MULTIVARIATE in self.features:
+                raise _KeyedValueError(
+                    f"features.{MULTIVARIATE}",
+                    "the name is the multivariate statistic's (in evaluations, alerts and"
+                    " metrics): rename the feature",
+                )
+            for i, name in enumerate(mv.features or []):
+                fc = self.features.get(name)
+                if fc is None:
+                    raise _KeyedValueError(
+                        f"multivariate.features.{i}", f"{name!r} is not one of the features"
+                    )
+                if mv.method == "mmd" and fc.kind != "numeric":
+                    raise _KeyedValueError(
+                        f"multivariate.features.{i}", f"mmd compares numeric features; {name!r}"
+                        " is categorical"
+                    )  # fmt: skip
+            if not self.multivariate_features[0] and not self.multivariate_features[1]:
+                raise _KeyedValueError("multivariate.features", "mmd needs a numeric feature")
+            if self.reference.type == "version":
+                raise _KeyedValueError(
+                    "multivariate",
+                    "is fitted on a reference's rows: use a profile or warmup reference",
+                )
+            if mv.threshold is None:
+                if self.window.type in ("tumbling_time", "sliding_time"):
+                    raise _KeyedValueError(
+                        "multivariate.threshold",
+                        "time windows have no fixed event count to calibrate for: give a"
+                        " threshold",
+                    )
+                if self.calibration.false_alerts_per_million_events is None:
+                    raise _KeyedValueError(
+                        "multivariate.threshold",
+                        "calibration is off (calibration.false_alerts_per_million_events:"
+                        " null): give a threshold",
+                    )
+        perf = self.performance
+        if perf is not None and perf.estimate is not None:
+            if self.prediction is None or self.prediction.kind != "numeric":
+                raise _KeyedValueError(
+                    "performance.estimate",
+                    "cbpe reads the scores from the window's prediction column: configure"
+                    " `prediction: {kind: numeric}`",
+                )
+            if self.reference.type != "profile":
+                raise _KeyedValueError(
+                    "performance.estimate",
+                    "cbpe is fitted on labelled reference data: use a profile reference built"
+                    " with labels (schema.label)",
+                )
+        return self
+
+    @property
+    def multivariate_features(self) -> tuple[list[str], list[str]]:
+        """(numeric, categorical) feature names the multivariate statistic reads, in the
+        order of ``features``; empty lists without ``multivariate``."""
+        mv = self.multivariate
+        if mv is None:
+            return [], []
+        chosen = set(mv.features) if mv.features is not None else None
+        num = [
+            n
+            for n, f in self.features.items()
+            if f.kind == "numeric" and (chosen is None or n in chosen)
+        ]
+        cat = [
+            n
+            for n, f in self.features.items()
+            if f.kind == "categorical"
+            and mv.method == "pca_reconstruction"
+            and (chosen is None or n in chosen)
+        ]
+        return num, cat
 
 
 # Headers driftd sets itself; a configured value would break signing, idempotency or framing.
@@ -838,11 +1023,13 @@ class Config(_Frozen):
                         f"monitors.{i}.actions.{j}",
                         f"unknown action {a!r} (defined: {sorted(self.actions) or 'none'})",
                     )
-        if self.kafka.label_topics and not any(m.performance for m in self.monitors):
+        if self.kafka.label_topics and not any(
+            m.performance and m.performance.labels for m in self.monitors
+        ):
             raise _KeyedValueError(
                 "kafka.label_topics",
                 "label topics are read for performance monitoring, but no monitor has a"
-                " `performance:` block (their events would all be rejected)",
+                " `performance:` block joining labels (their events would all be rejected)",
             )
         return self
 

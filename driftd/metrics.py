@@ -186,6 +186,8 @@ class DriftdCollector(Collector):
         yield evicted
         if any(m.performance is not None for m in st.monitors):
             yield from _performance(st)
+        if any(v.estimate is not None for m in st.monitors for v in m.versions):
+            yield from _estimates(st)
         deliveries = CounterMetricFamily(
             "driftd_webhook_deliveries", "Webhook delivery outcomes", labels=["action", "outcome"]
         )
@@ -249,6 +251,9 @@ def _version_series(
     items: list[tuple[str, Any]] = list(ev["features"].items())
     if ev["prediction"] is not None:
         items.append(("prediction", ev["prediction"]))
+    mv = ev.get("multivariate")
+    if mv is not None:  # one more feature: feature="multivariate", test="<method>"
+        items.append(("multivariate", {**mv, "test": mv["method"], "p_value": None}))
     for fname, r in items:
         labels = [m.name, v.version, fname, r["test"]]
         if r["statistic"] is not None:
@@ -358,6 +363,38 @@ def _performance(st: Status) -> list[Metric]:
             sum_value=p.lag_sum,
         )
     return out
+
+
+def _estimates(st: Status) -> list[Metric]:
+    """Performance estimated before the labels (``performance: {estimate: cbpe}``); the
+    realised values, once labels arrive, are ``driftd_performance`` with the same labels."""
+    labels = ["monitor", "model_version", "metric"]
+    value = GaugeMetricFamily(
+        "driftd_performance_estimated",
+        "Latest estimated model-performance metric of the version's window (CBPE)",
+        labels=labels,
+    )
+    lower = GaugeMetricFamily(
+        "driftd_performance_estimated_lower", "Lower end of the estimate's band", labels=labels
+    )
+    upper = GaugeMetricFamily(
+        "driftd_performance_estimated_upper", "Upper end of the estimate's band", labels=labels
+    )
+    degraded = GaugeMetricFamily(
+        "driftd_performance_estimated_degraded",
+        "1 while a performance.estimated_degraded alert is open for the monitor and version",
+        labels=["monitor", "model_version"],
+    )
+    for m in st.monitors:
+        for v in m.versions:
+            if v.estimate is None:
+                continue
+            degraded.add_metric([m.name, v.version], v.estimate_state == "alerting")
+            for metric, e in v.estimate["metrics"].items():
+                for fam, key in ((value, "estimate"), (lower, "lower"), (upper, "upper")):
+                    if e[key] is not None:
+                        fam.add_metric([m.name, v.version, metric], e[key])
+    return [value, lower, upper, degraded]
 
 
 def _fmt(b: float) -> str:

@@ -41,6 +41,25 @@ def decisions(
         if o["type"] == "alert":
             out.append({"ts": _now(), "decision": o["event"], **o})
             continue
+        if o["type"] == "performance_estimate":
+            if o["degraded"] or o["state"] != "ok":
+                out.append(
+                    {
+                        "ts": _now(),
+                        "decision": "hold" if o["degraded"] else "count_clean",
+                        "reason": o["reason"],
+                        "monitor": o["monitor"],
+                        "model_version": o["model_version"],
+                        "state": o["state"],
+                        "kind": "performance_estimate",
+                        "window": o["window"],
+                        "breaches": [
+                            {"metric": m, **o["metrics"][m], "reference": o["reference"].get(m)}
+                            for m in o["degraded_metrics"]
+                        ],
+                    }
+                )
+            continue
         if o["type"] == "performance":
             if o["degraded"] or o["state"] != "ok":
                 out.append(
@@ -72,7 +91,19 @@ def decisions(
             }
             for n, r in [*o["features"].items(), ("prediction", o["prediction"])]
             if r is not None and r["drifted"]
-        ] + list(o.get("quality_breaches", []))
+        ]
+        mv = o.get("multivariate")
+        if mv is not None and mv["drifted"]:
+            breaches.append(
+                {
+                    "name": "multivariate",
+                    "test": mv["method"],
+                    "statistic": mv["statistic"],
+                    "p_value": None,
+                    "threshold": mv["threshold"],
+                }
+            )
+        breaches += list(o.get("quality_breaches", []))
         out.append(
             {
                 "ts": _now(),

@@ -147,6 +147,7 @@ def _compare(
         current_events=window.filled,
         rejected=rejected,
         monitor=settings.monitor.name,
+        multivariate=r.get("multivariate"),
         _evaluation=ev,
     )
 

@@ -58,8 +58,10 @@ class DriftReport:
     """Per-feature verdicts for a current table against a reference.
 
     ``drifted`` is the monitor-level breach the daemon would act on (``policy.drift_share``,
-    any drifted prediction, any breached quality check); ``quality_breaches`` lists breached
-    quality checks as alerts list them.
+    any drifted prediction, any breached quality check, a drifted multivariate statistic);
+    ``quality_breaches`` lists breached quality checks as alerts list them; ``multivariate``
+    is the monitor's multivariate statistic (``{"method", "statistic", "threshold",
+    "drifted"}``) when its config has one.
     """
 
     features: dict[str, FeatureResult]
@@ -72,6 +74,7 @@ class DriftReport:
     current_events: int  # rows evaluated
     rejected: int  # rows with a value the daemon would reject the event for
     monitor: str
+    multivariate: dict[str, Any] | None = None
     # daemon-side objects for the report (spec, window); not part of the result
     _evaluation: Any = field(default=None, repr=False, compare=False)
 
@@ -86,7 +89,7 @@ class DriftReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready: undefined statistics are None)."""
-        return {
+        out = {
             "monitor": self.monitor,
             "reference": {"id": self.reference_id, "events": self.reference_events},
             "current": {"events": self.current_events, "rejected": self.rejected},
@@ -96,6 +99,9 @@ class DriftReport:
             "drift_share": self.drift_share,
             "drifted": self.drifted,
         }
+        if self.multivariate is not None:
+            out["multivariate"] = dict(self.multivariate)
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat row per feature (the prediction last): name, kind, test, statistic,

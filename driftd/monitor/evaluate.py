@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from driftd.config import QualityConfig
+from driftd.monitor import multivar
 from driftd.monitor.spec import FeatureSpec, MonitorSpec
 from driftd.reference.features import CategoricalReference, NumericReference
 from driftd.windows.base import WindowView
@@ -174,7 +175,9 @@ def _num(x: float | None) -> float | None:
 
 
 def evaluate(spec: MonitorSpec, window: WindowView) -> dict[str, Any]:
-    """Test every feature (and the prediction) of the window against the reference."""
+    """Test every feature (and the prediction, and the multivariate statistic) of the window
+    against the reference. ``multivariate`` is None without ``multivariate:``."""
+    span = window.span()
     features = {f.name: _evaluate_feature(f, window) for f in spec.features}
     adjust_multiple_testing(spec.cfg.policy.multiple_testing, spec.features, features)
     prediction = _evaluate_feature(spec.prediction, window) if spec.prediction else None
@@ -191,6 +194,11 @@ def evaluate(spec: MonitorSpec, window: WindowView) -> dict[str, Any]:
     breach = (share >= rule) if rule is not None else n_drifted > 0
     if prediction is not None and prediction["drifted"]:
         breach = True
+    mv = None
+    if spec.multivariate is not None:
+        mv = multivar.evaluate(spec.multivariate, window, span.get("end_position"))
+        if mv["drifted"]:  # like the prediction: breaches whatever the drift share
+            breach = True
     if quality:
         breach = True
     warnings = [
@@ -200,9 +208,10 @@ def evaluate(spec: MonitorSpec, window: WindowView) -> dict[str, Any]:
     ]
     return {
         "warnings": warnings,
-        "window": window.span(),
+        "window": span,
         "features": features,
         "prediction": prediction,
+        "multivariate": mv,
         "quality_breaches": quality,
         "drift_share": float(share),
         "drifted": breach,

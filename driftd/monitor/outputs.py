@@ -13,6 +13,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from driftd.config import MULTIVARIATE
+
 ALERT_KINDS = {"alert": "drift.detected", "resolve": "drift.resolved", "warning": "drift.warning"}
 
 
@@ -103,9 +105,10 @@ def webhook_payload(alert: dict[str, Any]) -> dict[str, Any]:
 
 def drifted_features(ev: dict[str, Any], warning: bool) -> list[dict[str, Any]]:
     """The ``features`` of a drift alert: what breached (or, for a warning, what reached its
-    warning level), then the breached data-quality checks."""
+    warning level), the multivariate statistic when it breached (``{"name": "multivariate",
+    "test": "<method>", …}``), then the breached data-quality checks."""
     items = [*ev["features"].items(), ("prediction", ev["prediction"])]
-    return [
+    out = [
         {
             "name": name,
             "test": r["test"],
@@ -115,7 +118,26 @@ def drifted_features(ev: dict[str, Any], warning: bool) -> list[dict[str, Any]]:
         }
         for name, r in items
         if r is not None and (r["drifted"] or (warning and r["level"] == "warning"))
-    ] + list(ev["quality_breaches"])
+    ]
+    mv = ev.get("multivariate")
+    if mv is not None and mv["drifted"] and not warning:
+        out.append(
+            {
+                "name": MULTIVARIATE,
+                "test": mv["method"],
+                "statistic": mv["statistic"],
+                "p_value": None,
+                "threshold": mv["threshold"],
+            }
+        )
+    return out + list(ev["quality_breaches"])
+
+
+def for_actions(alert: dict[str, Any]) -> bool:
+    """Whether an alert line goes to the monitor's actions (webhooks): warnings — drift
+    warnings, and estimated-performance alerts of severity ``warning`` with their
+    resolutions — are audited and counted, never sent."""
+    return alert.get("type") == "alert" and alert.get("severity") != "warning"
 
 
 def detector_line(

@@ -120,6 +120,8 @@ def snapshot(
         "policy": vm.policy.to_json(),
         "warn": vm.warn.to_json(),
         "latest": vm.latest,
+        "estimate": vm.est.to_json(),
+        "estimate_latest": vm.est_latest,
         "detectors": [
             split_arrays(a.snapshot(), arrays, f"{prefix}d{j}.")
             for j, a in enumerate(vm.dets)
@@ -158,6 +160,9 @@ def restore(
     vm.last_position = int(meta.get("last_position", 0))
     vm.merged = {str(k): int(v) for k, v in meta.get("merged", {}).items()}
     vm.latest = meta.get("latest")
+    if "estimate" in meta:  # checkpoints before performance estimates have none
+        vm.est = PolicyState.from_json(meta["estimate"])
+        vm.est_latest = meta.get("estimate_latest")
     if vm.dets:
         dets = [join_arrays(d, arrays) for d in meta.get("detectors", [])]
         vm.dets = detect.attach(ctx.spec.cfg, dets if len(dets) == len(vm.dets) else None)

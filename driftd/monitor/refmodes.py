@@ -9,8 +9,10 @@ reference in use, codes the reference does not have going to its unseen bucket
 
 * **warmup** — each version's first N accepted events are folded into a
   :class:`~driftd.reference.warmup.WarmupBuilder`; when it is complete, :func:`warmup_spec` turns
-  it into a profile, resolves the tests on it (automatic selection sees the reference's size)
-  and calibrates thresholds on it exactly like profile mode does (``build_spec``), once.
+  it into a profile, resolves the tests on it (automatic selection sees the reference's size),
+  fits the multivariate statistic on its sampled rows and calibrates thresholds on it exactly
+  like profile mode does (``build_spec``), once; the fitted statistic is checkpointed with the
+  version's reference (:func:`profile_state`).
 * **version** — :func:`versus_spec` builds, per evaluation, a reference from the baseline
   version's current window. Without ``test:`` numeric features get ``ks`` and categorical ones
   ``chi2``: two-sample hypothesis tests whose p-values account for both windows' sampling
@@ -24,6 +26,7 @@ reference in use, codes the reference does not have going to its unseen bucket
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import replace
@@ -31,12 +34,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from driftd.config import MonitorConfig, ProfileReference, VersionReference, WarmupReference
 from driftd.errors import ConfigError
+from driftd.monitor import multivar
 from driftd.monitor.spec import FeatureSpec, MonitorSpec, build_spec
 from driftd.reference.features import CategoricalReference, NumericReference, build_numeric
-from driftd.reference.profile import FeatureRef, Profile
+from driftd.reference.profile import FeatureRef, Fitted, Profile, ReferenceRows
 from driftd.reference.warmup import WarmupBuilder
 from driftd.stats import get_test
 from driftd.windows.count import CountWindow
@@ -58,7 +63,11 @@ def placeholder_id(cfg: MonitorConfig) -> str:
     codes and warmup references depend on."""
     ref = cfg.reference
     if isinstance(ref, WarmupReference):
-        return f"warmup:{ref.events}:{ref.max_categories}"
+        base = f"warmup:{ref.events}:{ref.max_categories}"
+        if cfg.multivariate is not None:  # fitted on the warmup rows, which are not kept
+            key = orjson.dumps(multivar.fitted_key(cfg), option=orjson.OPT_SORT_KEYS)
+            base += f":mv={hashlib.sha256(key).hexdigest()[:12]}"
+        return base
     assert isinstance(ref, VersionReference)
     return f"version:{ref.max_categories}"
 
@@ -85,7 +94,7 @@ def layout_spec(cfg: MonitorConfig, index: int) -> MonitorSpec:
         prediction=_empty(cfg.prediction.kind) if cfg.prediction is not None else None,
         id=placeholder_id(cfg),
     )
-    spec = build_spec(cfg, placeholder, index, allow_calibration=False)
+    spec = build_spec(cfg, placeholder, index, allow_calibration=False, layout_only=True)
     spec = replace(spec, mode=ref.type, open_categories=ref.max_categories)
     if isinstance(ref, WarmupReference):
         return spec  # tests and thresholds are resolved on each version's reference
@@ -259,7 +268,31 @@ def warmup_spec(
             feats[f.name] = ref
     prof = Profile(monitor=cfg.name, events=builder.seen, features=feats, prediction=pred)
     prof = replace(prof, id=str(prof.to_json()["id"]), created="")
-    return spec_on(layout, prof, index, version)
+    if cfg.multivariate is not None:
+        prof = replace(prof, rows=_warmup_rows(layout, builder, tables, prof))
+    spec = spec_on(layout, prof, index, version)
+    object.__setattr__(prof, "rows", None)  # fitted: the rows are not needed any more
+    return spec
+
+
+def _warmup_rows(
+    layout: MonitorSpec, builder: WarmupBuilder, tables: list[dict[str, int]], prof: Profile
+) -> ReferenceRows:
+    """The warmup reservoir's rows, categorical codes mapped onto ``prof``'s categories."""
+    num, cat = builder.rows()
+    numeric = [""] * num.shape[1]
+    categorical = [""] * cat.shape[1]
+    codes = np.empty(cat.shape, dtype=np.int64)
+    for f in [*layout.features, *([layout.prediction] if layout.prediction else [])]:
+        if f.kind == "numeric":
+            numeric[f.column] = f.name
+            continue
+        categorical[f.column] = f.name
+        ref = prof.prediction if f is layout.prediction else prof.features[f.name]
+        assert isinstance(ref, CategoricalReference)
+        lut = code_lut(tables[f.column], layout.open_categories, ref)
+        codes[:, f.column] = lut[cat[:, f.column]]
+    return ReferenceRows(tuple(numeric), tuple(categorical), np.array(num), codes)
 
 
 def spec_on(
@@ -303,13 +336,19 @@ def profile_state(prof: Profile, arrays: dict[str, Any], prefix: str) -> dict[st
             }
         else:
             feats[name] = ref.to_json()
-    return {
+    out = {
         "id": prof.id,
         "events": prof.events,
         "features": feats,
         "has_prediction": prof.prediction is not None,
         "calibration": prof.calibration,
     }
+    mv = prof.multivariate
+    if mv is not None:
+        out["multivariate"] = {"key": mv.key, "meta": mv.meta, "arrays": sorted(mv.arrays)}
+        for name, arr in mv.arrays.items():
+            arrays[f"{prefix}#mv.{name}"] = arr
+    return out
 
 
 def profile_from_state(meta: dict[str, Any], arrays: dict[str, Any], prefix: str) -> Profile:
@@ -330,6 +369,11 @@ def profile_from_state(meta: dict[str, Any], arrays: dict[str, Any], prefix: str
         else:
             refs[name] = CategoricalReference.from_json(d)
     pred = refs.pop("prediction") if meta["has_prediction"] else None
+    mv = meta.get("multivariate")
+    fitted = None
+    if mv is not None:
+        saved = {name: np.asarray(arrays[f"{prefix}#mv.{name}"]) for name in mv["arrays"]}
+        fitted = Fitted(dict(mv["key"]), dict(mv["meta"]), saved)
     return Profile(
         monitor="",
         events=int(meta["events"]),
@@ -338,6 +382,7 @@ def profile_from_state(meta: dict[str, Any], arrays: dict[str, Any], prefix: str
         created="",
         id=str(meta["id"]),
         calibration=meta.get("calibration"),
+        multivariate=fitted,
     )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from driftd.ingest.decode import OTHER_SEGMENT
 from driftd.ingest.panes import Rows
-from driftd.monitor import detect, outputs, refmodes
+from driftd.monitor import detect, estimate, outputs, refmodes
 from driftd.monitor.evaluate import evaluate
 from driftd.monitor.spec import MonitorSpec
 from driftd.policy import Policy, PolicyState
@@ -102,6 +102,8 @@ class VersionMonitor:
         "segments",
         "merged",
         "dirty",
+        "est",
+        "est_latest",
     )
 
     def __init__(self, ctx: Context, version: str, segment: tuple[str, ...] | None = None) -> None:
@@ -125,6 +127,8 @@ class VersionMonitor:
         self.segments: dict[tuple[str, ...], VersionMonitor] = {}
         self.merged: dict[str, int] = {}  # source partition → last offset merged
         self.dirty = True
+        self.est = PolicyState()  # estimated-performance episodes (performance.estimate)
+        self.est_latest: dict[str, Any] | None = None  # last performance_estimate line
 
     @property
     def changed(self) -> bool:
@@ -259,6 +263,7 @@ class VersionMonitor:
             "window": outputs.span_json(ev["window"], ctx.partition_keys),
             "features": ev["features"],
             "prediction": ev["prediction"],
+            **({"multivariate": ev["multivariate"]} if ev.get("multivariate") else {}),
             "quality_breaches": ev["quality_breaches"],
             "warnings": ev["warnings"],
             "drift_share": ev["drift_share"],
@@ -280,6 +285,13 @@ class VersionMonitor:
             out.append((trigger, self._transition(ctx, ev, line, transition, reason, ts, seq)))
         if warn_transition == "alert":
             out.append((trigger, self._transition(ctx, ev, line, "warning", warn_reason, ts, seq)))
+        est = self.spec.estimator
+        if est is not None and self.segment is None:
+            eline, alert = estimate.run(est, view, line, self.est, ctx, self.version, seq, ts)
+            self.est_latest = eline
+            out.append((trigger, eline))
+            if alert is not None:
+                out.append((trigger, alert))
         return out
 
     def _on_reference(self, view: WindowView, ctx: Context) -> dict[str, Any] | None:

@@ -34,6 +34,9 @@ class VersionStatus:
     segment_label: str = ""
     own_reference: bool = False  # a segment evaluated against its own reference
     segments: tuple[VersionStatus, ...] = ()
+    estimate: dict[str, Any] | None = None  # the last performance_estimate line
+    estimate_state: str = "ok"
+    estimate_alert_id: str | None = None
 
     @property
     def drifted(self) -> bool:
@@ -120,6 +123,9 @@ def _version_status(stage: MonitorStage, vm: VersionMonitor) -> VersionStatus:
             _version_status(stage, c)
             for _, c in sorted(vm.segments.items(), key=lambda kv: stage.segment_label(kv[0]))
         ),
+        estimate=vm.est_latest,
+        estimate_state=vm.est.state,
+        estimate_alert_id=vm.est.open_alert_id,
     )
     return status
 
@@ -236,6 +242,13 @@ def monitor_json(m: MonitorStatus, version: str | None = None) -> dict[str, Any]
     if m.segment_by:
         out["segment_by"] = list(m.segment_by)
         out["segments_drifted"] = top["segments_drifted"] if top else []
+    estimates = {v.version: v for v in m.versions if v.estimate is not None}
+    if estimates:  # performance estimated before the labels, beside the realised values
+        perf = m.performance
+        realised = {p.version: p.last_evaluation for p in perf.versions} if perf else {}
+        out["performance_estimate"] = {
+            name: _estimate_json(v, realised.get(name)) for name, v in estimates.items()
+        }
     if m.performance is not None:  # delayed-label performance, per version
         out["performance"] = {
             p.version: {
@@ -248,6 +261,26 @@ def monitor_json(m: MonitorStatus, version: str | None = None) -> dict[str, Any]
             for p in m.performance.versions
         }
     return out
+
+
+def _estimate_json(v: VersionStatus, realised: dict[str, Any] | None) -> dict[str, Any]:
+    """A version's last estimate, each metric with the reference's realised value and, once
+    labels have arrived, the realised value of the version's latest labelled window (which
+    trails the estimated window: labels come later)."""
+    est = v.estimate
+    assert est is not None
+    real = (realised or {}).get("metrics") or {}
+    return {
+        "degraded": v.estimate_state == "alerting",
+        "state": v.estimate_state,
+        "open_alert_id": v.estimate_alert_id,
+        "window": est["window"],
+        "metrics": {
+            metric: {**e, "reference": est["reference"].get(metric), "realised": real.get(metric)}
+            for metric, e in est["metrics"].items()
+        },
+        "realised_window": realised["window"] if realised else None,
+    }
 
 
 def rollback_gate(m: MonitorStatus, version: str | None = None) -> tuple[int, dict[str, Any]]:

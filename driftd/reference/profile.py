@@ -15,6 +15,14 @@ File format (JSON, ``"format": "driftd-profile/1"``)::
 at least ``min_events`` rows. Their categorical features list the global reference's categories
 in the same order (zero counts where the segment has none), so a window's category codes mean
 the same against either reference.
+
+Models fitted on whole reference rows rather than one feature at a time — the multivariate
+drift statistic (``"multivariate"``) and the CBPE performance estimator (``"estimator"``) — are
+stored beside them as :class:`Fitted` documents ``{"key", "meta", "arrays"}``: what they were
+fitted for (method, features, options) and their state (:mod:`driftd.state.arrays`). Like
+``calibration`` they are derived from the reference data and the monitor's config, so they are
+not part of the profile id. While a profile is built its rows are kept (:class:`ReferenceRows`,
+never saved) for the layer that fits those models (:mod:`driftd.monitor.spec`).
 """
 
 from __future__ import annotations
@@ -29,11 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from driftd.config import FeatureConfig, MonitorConfig, SchemaConfig
 from driftd.errors import ConfigError
 from driftd.ingest.decode import Reject, _getter, segment_key_fn, to_category, to_float
+from driftd.ingest.labels import as_number
 from driftd.reference.features import (
     MAX_RAW,
     CategoricalReference,
@@ -41,11 +51,57 @@ from driftd.reference.features import (
     build_categorical,
     build_numeric,
 )
+from driftd.state.arrays import arrays_from_json, arrays_to_json
 
 log = logging.getLogger(__name__)
 
 FORMAT = "driftd-profile/1"
 FeatureRef = NumericReference | CategoricalReference
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A model fitted on the reference rows, as the profile stores it: ``key`` says what it
+    was fitted for (a monitor asking for another key needs the profile rebuilt), ``meta`` and
+    ``arrays`` are its state (``to_state()`` of the model)."""
+
+    key: dict[str, Any]
+    meta: dict[str, Any]
+    arrays: dict[str, npt.NDArray[Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "meta": self.meta, "arrays": arrays_to_json(self.arrays)}
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Fitted:
+        return Fitted(dict(d["key"]), dict(d["meta"]), arrays_from_json(d["arrays"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRows:
+    """The reference's rows in the windows' layout, kept while a profile is built: numeric
+    features (``numeric`` order, NaN missing), categorical codes into the profile's categories
+    (``-1`` missing), the numeric prediction and the labels (NaN missing) when read."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    num: npt.NDArray[np.float64]  # (n, len(numeric))
+    cat: npt.NDArray[np.int64]  # (n, len(categorical))
+    prediction: npt.NDArray[np.float64] | None = None
+    labels: npt.NDArray[np.float64] | None = None
+
+    def __len__(self) -> int:
+        return int(self.num.shape[0])
+
+    def take(self, idx: npt.NDArray[np.intp]) -> ReferenceRows:
+        return ReferenceRows(
+            self.numeric,
+            self.categorical,
+            self.num[idx],
+            self.cat[idx],
+            None if self.prediction is None else self.prediction[idx],
+            None if self.labels is None else self.labels[idx],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +122,11 @@ class Profile:
     segment_min_events: int = 0
     segments: dict[tuple[str, ...], Profile] = field(default_factory=dict)
     segment: dict[str, str] | None = None
+    # Models fitted on whole rows (multivariate statistic, CBPE estimator); not part of the id.
+    multivariate: Fitted | None = None
+    estimator: Fitted | None = None
+    # The rows, while the profile is being built (never saved).
+    rows: ReferenceRows | None = field(default=None, compare=False, repr=False)
 
     def _body(self) -> dict[str, Any]:
         return {
@@ -88,13 +149,20 @@ class Profile:
             }
         digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
         out = {**body, "id": digest[:16], "created": self.created}
-        if self.calibration is not None:
-            out["calibration"] = self.calibration
+        self._derived(out)
         if self.segment_by:
             for ref, p in zip(out["segments"]["references"], self.segments.values(), strict=True):
-                if p.calibration is not None:
-                    ref["calibration"] = p.calibration
+                p._derived(ref)
         return out
+
+    def _derived(self, out: dict[str, Any]) -> None:
+        """What is derived from the reference data and the config: outside the id."""
+        if self.calibration is not None:
+            out["calibration"] = self.calibration
+        if self.multivariate is not None:
+            out["multivariate"] = self.multivariate.to_json()
+        if self.estimator is not None:
+            out["estimator"] = self.estimator.to_json()
 
     def save(self, path: Path) -> str:
         data = self.to_json()
@@ -157,6 +225,8 @@ def _profile_from_json(
         id=pid,
         calibration=d.get("calibration"),
         segment=segment,
+        multivariate=Fitted.from_json(d["multivariate"]) if d.get("multivariate") else None,
+        estimator=Fitted.from_json(d["estimator"]) if d.get("estimator") else None,
     )
 
 
@@ -215,11 +285,21 @@ def build_profile(
     *,
     max_raw: int = MAX_RAW,
     seed: int = 0,
+    keep_rows: bool | None = None,
 ) -> Profile:
     """Compile a profile from JSONL events in the event schema (model fields ignored).
 
     Lines that do not parse or carry wrong types are counted in ``rejected`` and skipped.
+    With ``keep_rows`` (default: when the monitor has ``multivariate`` or a performance
+    ``estimate``) the profile and its segments carry their :class:`ReferenceRows`, with the
+    labels (``schema.label``) when the monitor estimates performance.
     """
+    perf = monitor.performance
+    estimate = perf is not None and perf.estimate is not None
+    if keep_rows is None:
+        keep_rows = monitor.multivariate is not None or estimate
+    get_label = _getter(schema.label) if keep_rows and estimate else None
+    labels: list[float] = []
     get_feats = _getter(schema.features)
     get_pred = _getter(schema.prediction)
     num_names = [n for n, f in monitor.features.items() if f.kind == "numeric"]
@@ -252,6 +332,8 @@ def build_profile(
             rejected += 1
             continue
         events += 1
+        if get_label is not None:
+            labels.append(as_number(get_label(obj)))
         if seg_key is not None:
             seg_keys.append(seg_key(obj))
         for n, v in zip(num_names, nrow, strict=True):
@@ -273,6 +355,12 @@ def build_profile(
         prediction = build_numeric(np.asarray(pred_num), max_raw=max_raw, seed=seed)
     elif pk == "categorical":
         prediction = build_categorical(pred_cat)
+    kept: ReferenceRows | None = None
+    if keep_rows:
+        kept = _rows(
+            num_names, cat_names, num_vals, cat_vals, feats_out, pred_num if pk == "numeric"
+            else None, labels if get_label is not None else None
+        )  # fmt: skip
     segments: dict[tuple[str, ...], Profile] = {}
     if seg_key is not None:
         rows: dict[tuple[str, ...], list[int]] = {}
@@ -299,6 +387,7 @@ def build_profile(
                 features=seg_feats,
                 prediction=seg_pred,
                 segment=dict(zip(monitor.segment_by, k, strict=True)),
+                rows=kept.take(np.asarray(idx, dtype=np.intp)) if kept is not None else None,
             )
     return Profile(
         monitor=monitor.name,
@@ -309,6 +398,40 @@ def build_profile(
         segment_by=tuple(monitor.segment_by),
         segment_min_events=monitor.segment_min_reference_events if seg_key else 0,
         segments=segments,
+        rows=kept,
+    )
+
+
+def _rows(
+    num_names: list[str],
+    cat_names: list[str],
+    num_vals: dict[str, list[float]],
+    cat_vals: dict[str, list[str | None]],
+    refs: dict[str, FeatureRef],
+    prediction: list[float] | None,
+    labels: list[float] | None,
+) -> ReferenceRows:
+    n = len(labels) if labels is not None else 0
+    if num_names:
+        n = len(num_vals[num_names[0]])
+    elif cat_names:
+        n = len(cat_vals[cat_names[0]])
+    num = np.empty((n, len(num_names)), dtype=np.float64)
+    for j, name in enumerate(num_names):
+        num[:, j] = num_vals[name]
+    cat = np.empty((n, len(cat_names)), dtype=np.int64)
+    for j, name in enumerate(cat_names):
+        ref = refs[name]
+        assert isinstance(ref, CategoricalReference)
+        index = {c: i for i, c in enumerate(ref.categories)}
+        cat[:, j] = [-1 if v is None else index.get(v, len(index)) for v in cat_vals[name]]
+    return ReferenceRows(
+        tuple(num_names),
+        tuple(cat_names),
+        num,
+        cat,
+        None if prediction is None else np.asarray(prediction, dtype=np.float64),
+        None if labels is None else np.asarray(labels, dtype=np.float64),
     )
 
 

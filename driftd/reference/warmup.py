@@ -6,7 +6,9 @@ micro-batch with Chan's formula); categorical columns keep exact counts per code
 monitor's growing category dictionary, see :class:`driftd.ingest.decode.OpenCodes`) and the missing
 count. The reservoir's replacement decisions come from a hash of (seed, row index), not from
 a random generator's state, so the result is the same however the rows are batched and
-whether or not the builder went through a checkpoint on the way.
+whether or not the builder went through a checkpoint on the way. The reservoir keeps whole
+rows — the categorical codes of a sampled row beside its numeric values — so statistics of
+several features at once (``multivariate:``) can be fitted on it (:meth:`rows`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class WarmupBuilder:
         "cap",
         "seed",
         "sample",
+        "cat_sample",
         "count",
         "missing",
         "mean",
@@ -62,6 +65,7 @@ class WarmupBuilder:
         self.cap = min(need, max_raw)
         self.seed = seed
         self.sample = np.full((self.cap, n_num), np.nan, dtype=np.float64)
+        self.cat_sample = np.full((self.cap, n_cat), -1, dtype=np.int32)
         self.count = np.zeros(n_num, dtype=np.int64)
         self.missing = np.zeros(n_num, dtype=np.int64)
         self.mean = np.zeros(n_num, dtype=np.float64)
@@ -81,7 +85,7 @@ class WarmupBuilder:
         if take <= 0:
             return 0
         num, cat = num[:take], cat[:take]
-        self._reservoir(num)
+        self._reservoir(num, cat)
         for j in range(num.shape[1]):
             self._moments(j, num[:, j])
         for j in range(cat.shape[1]):
@@ -99,11 +103,12 @@ class WarmupBuilder:
         self.seen += take
         return take
 
-    def _reservoir(self, rows: npt.NDArray[np.float64]) -> None:
+    def _reservoir(self, rows: npt.NDArray[np.float64], cats: npt.NDArray[np.int32]) -> None:
         n, t0, cap = rows.shape[0], self.seen, self.cap
         direct = max(0, min(n, cap - t0))  # rows that fill the reservoir
         if direct:
             self.sample[t0 : t0 + direct] = rows[:direct]
+            self.cat_sample[t0 : t0 + direct] = cats[:direct]
         if direct == n:
             return
         # Algorithm R: row t (0-based) replaces slot j = U·(t+1) when j < cap.
@@ -114,6 +119,7 @@ class WarmupBuilder:
         keep = j < cap
         # Fancy assignment with repeated slots keeps the last row: the sequential outcome.
         self.sample[j[keep]] = rows[direct:][keep]
+        self.cat_sample[j[keep]] = cats[direct:][keep]
 
     def _moments(self, j: int, col: npt.NDArray[np.float64]) -> None:
         x = col[np.isfinite(col)]
@@ -133,6 +139,12 @@ class WarmupBuilder:
         self.hi[j] = max(self.hi[j], float(x.max()))
 
     # ------------------------------------------------------------------ results
+
+    def rows(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32]]:
+        """The sampled rows (all of them while N ≤ the reservoir): numeric values and
+        category codes (the monitor dictionary's), in the window's column layout."""
+        held = min(self.seen, self.cap)
+        return self.sample[:held], self.cat_sample[:held]
 
     def numeric(self, j: int) -> NumericReference:
         held = min(self.seen, self.cap)
@@ -176,6 +188,7 @@ class WarmupBuilder:
         out: dict[str, npt.NDArray[Any]] = {
             "meta": np.array([self.need, self.seen, self.cap, self.seed], dtype=np.int64),
             "sample": self.sample[:held].copy(),
+            "cat_sample": self.cat_sample[:held].copy(),
             "count": self.count,
             "missing": self.missing,
             "mean": self.mean,
@@ -203,6 +216,12 @@ class WarmupBuilder:
         b.cap = cap
         held = arrays["sample"].shape[0]
         b.sample[:held] = arrays["sample"]
+        if "cat_sample" in arrays:  # not in checkpoints of driftd before multivariate drift
+            codes = np.asarray(arrays["cat_sample"], dtype=np.int64)
+            if recode is not None:
+                for j in range(n_cat):  # recode[j][-1] keeps the missing code -1
+                    codes[:, j] = recode[j][codes[:, j]]
+            b.cat_sample[:held] = codes
         b.seen = seen
         for k in ("count", "missing", "mean", "m2", "lo", "hi", "cat_missing"):
             getattr(b, k)[:] = arrays[k]

@@ -226,6 +226,8 @@ def performance_figure(go: Any, view: MetricView) -> Any:
         for event, color, symbol in (
             ("performance.degraded", ALERT, "triangle-up"),
             ("performance.resolved", RESOLVE, "triangle-down"),
+            ("performance.estimated_degraded", ALERT, "triangle-up-open"),
+            ("performance.estimated_resolved", RESOLVE, "triangle-down-open"),
         ):
             pts = [p for p, e in t.alerts if e == event and p in at]
             if pts:

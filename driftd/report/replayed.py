@@ -299,7 +299,11 @@ def _performance(lines: list[dict[str, Any]], monitor: str) -> list[MetricView]:
                             lows,
                             highs,
                             bases,
-                            alerts.get(version, []) if not kind else [],
+                            [
+                                (pos, e)
+                                for pos, e in alerts.get(version, [])
+                                if e.startswith("performance.estimated_") == bool(kind)
+                            ],
                         )
                     )
         if tracks:

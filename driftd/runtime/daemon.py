@@ -40,7 +40,7 @@ from driftd.actions.payload import log_fields
 from driftd.config import Config
 from driftd.errors import ConfigError, SourceError, StateError, raise_all
 from driftd.metrics import build_registry
-from driftd.monitor.outputs import webhook_payload
+from driftd.monitor.outputs import for_actions, webhook_payload
 from driftd.monitor.view import Status
 from driftd.runtime.checks import problems
 from driftd.runtime.console import CalibrationDisplay
@@ -377,7 +377,7 @@ class Daemon:
         alerted = False
         for out in outputs:
             # warnings are audited and counted, never sent to rollback actions
-            if out["type"] == "alert" and out["event"] != "drift.warning":
+            if for_actions(out):
                 self._staged.append(out)
                 alerted = True
         if self.dead_letter is not None:

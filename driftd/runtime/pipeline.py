@@ -107,8 +107,10 @@ class Pipeline:
                 RouteTarget(spec.cfg.name, spec.cfg.model, mapper, spec.n_num, spec.n_cat, seg)
             )
         self.by_name = {s.name: s for s in self.stages}
-        perf_monitors = [
-            (s, s.cfg.performance) for s in self.stages if s.cfg.performance is not None
+        perf_monitors = [  # the delayed-label join (an estimate alone needs no labels)
+            (s, s.cfg.performance)
+            for s in self.stages
+            if s.cfg.performance is not None and s.cfg.performance.labels
         ]
         self.perf: PerformanceStage | None = None
         if perf_monitors:

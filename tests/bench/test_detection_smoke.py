@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -77,6 +78,52 @@ def test_streams_are_seeded_and_drift_only_what_they_say() -> None:
     cats = _events([(6000, detection.Drift(cat3_a_probs=(0.5, 0.3, 0.2)))], 5)
     share_c = sum(e["features"]["cat3_a"] == "c" for e in cats) / len(cats)
     assert 0.18 < share_c < 0.22
+
+
+def test_correlated_pair_changes_nothing_else_and_flips() -> None:
+    def corr(events: list[dict[str, Any]]) -> float:
+        a = [e["features"]["corr_a"] for e in events]
+        b = [e["features"]["corr_b"] for e in events]
+        return float(np.corrcoef(a, b)[0, 1])
+
+    plain = _events([(3000, detection.NEUTRAL)], 8)
+    chunks = detection.stream([(3000, detection.NEUTRAL)], (8,), 100.0, with_correlated=True)
+    both = [orjson.loads(line) for chunk in chunks for line in chunk]
+    for p, b in zip(plain, both, strict=True):  # the other features' values are the same
+        assert {k: v for k, v in b["features"].items() if k not in detection.CORRELATED} == (
+            p["features"]
+        )
+    assert 0.77 < corr(both) < 0.83
+    flipped = detection.stream([(3000, detection.Drift(corr_rho=-0.8))], (8,), 100.0, True)
+    ev = [orjson.loads(line) for chunk in flipped for line in chunk]
+    assert -0.83 < corr(ev) < -0.77
+    # the marginals stay standard normal
+    a, b = ([e["features"][k] for e in ev] for k in detection.CORRELATED)
+    assert abs(np.mean(a)) < 0.05 and abs(np.std(b) - 1.0) < 0.05
+
+
+def test_multivariate_scoring() -> None:
+    run = detection.MvRun("mmd", change=10_000, window_events=1000)
+    mv = {"method": "mmd", "statistic": 0.001, "threshold": 0.004, "drifted": False}
+
+    def ev(end: int, drifted: bool, feature: bool = False) -> dict[str, Any]:
+        out = _evaluation(end, 1000, drifted, feature)
+        return {**out, "monitor": "mv_mmd", "quality_breaches": [],
+                "multivariate": {**mv, "drifted": drifted}}  # fmt: skip
+
+    run.feed(
+        [
+            ev(9000, False),
+            {**ev(9500, False), "monitor": "bench"},  # another monitor's line: not scored
+            ev(10_250, True),
+            {**_alert("drift.detected", 10_500, ["multivariate"]), "monitor": "mv_mmd"},
+            ev(10_500, True, feature=True),
+        ]
+    )
+    assert run.evaluations == 3 and run.breaches == 0 and run.max_statistic == 0.001
+    assert run.first_breach_delay == 250 and run.feature_breaches == 1
+    assert run.detection == {"delay_events": 500, "features": ["multivariate"]}
+    assert run.false_alerts == []
 
 
 def test_deep_merge_merges_mappings_and_null_deletes() -> None:
@@ -155,3 +202,15 @@ def test_tiny_end_to_end_run(capsys: pytest.CaptureFixture[str]) -> None:
         assert s["detected"] and 0 < s["delay_events"] <= 3000, s
     score = result["streams"]["score_shift_new_version"]["detections"][0]
     assert score["model_version"] == "v2" and score["rollback_to"] == "v1"
+    # the multivariate monitors read the stationary stream and their flip streams
+    assert set(result["multivariate"]) == {"pca_reconstruction", "mmd"}
+    for m in result["multivariate"].values():
+        st, fl = m["stationary"], m["correlation_flip"]
+        assert st["events"] == 6000 and st["evaluations"] == 6000 // 250 - 3
+        assert isinstance(st["false_alerts"], int) and st["threshold"] > st["null_centre"]
+        assert st["headroom_used"] is not None and st["headroom_used"] < 1.0  # no breach
+        assert fl["trials"] == 1 and fl["pre_change_events"] == 3000
+        assert isinstance(fl["alert_names_only_multivariate"], bool)
+    for key in ("multivariate_false_alerts", "multivariate_stationary_events",
+                "correlation_flip_pca_reconstruction", "correlation_flip_mmd"):  # fmt: skip
+        assert key in result["targets"]

@@ -220,6 +220,16 @@ def test_performance_lines_are_drawn(tmp_path: Path) -> None:
             "metrics": {"accuracy": est},
         }
     )
+    lines.append(
+        {
+            "type": "alert",
+            "event": "performance.estimated_degraded",
+            "monitor": "credit",
+            "model_version": "v2",
+            "window": {"end_position": 300, "events": 100},
+            "id": "est-alert-1",
+        }
+    )
     page = driftd.report(tmp_path / "perf.html", replay=lines)
     text = page.read_text()
     assert text.count('class="plot performance-plot"') == 1  # compared metrics only
@@ -232,3 +242,5 @@ def test_performance_lines_are_drawn(tmp_path: Path) -> None:
     assert measured.low == [pytest.approx(0.72), pytest.approx(0.72)]
     assert measured.alerts == [(300, "performance.degraded")]
     assert (estimated.name, estimated.value, estimated.low) == ("v2 estimated", [0.74], [0.7])
+    # an estimated-performance alert marks the estimate's track, not the measured one
+    assert estimated.alerts == [(300, "performance.estimated_degraded")]
