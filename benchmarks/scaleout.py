@@ -132,7 +132,8 @@ def run(
     )  # fmt: skip
     if scale_out:
         doc = yaml.safe_load(cfg.read_text())
-        doc["scale_out"] = {"enabled": True, "partitions": partitions}
+        # no purge during the run: the topic's size is read afterwards
+        doc["scale_out"] = {"enabled": True, "partitions": partitions, "purge_interval_s": 86400}
         cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
     n = per_model * models
     d = K.DriftdProcess(cfg, work / f"driftd-{tag}.log", workers=workers)

@@ -982,6 +982,9 @@ class ScaleOutConfig(_Frozen):
     `http.listen` port."""
     max_state_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
     """Largest monitor state written to the state topic (its `max.message.bytes`)."""
+    purge_interval_s: float = Field(default=30.0, gt=0)
+    """How often panes that every monitor has consumed are deleted from the panes topic (it
+    has no time limit: panes wait for a monitor that is down)."""
 
 
 class Config(_Frozen):
@@ -1004,7 +1007,7 @@ class Config(_Frozen):
     dead_letter: DeadLetter | None = None
     """Where rejected events are copied; null: counted only."""
     scale_out: ScaleOutConfig = ScaleOutConfig()
-    """Several processes sharing the work through Kafka (see the architecture docs)."""
+    """Several processes sharing the work through Kafka (see Scaling out)."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True

@@ -127,6 +127,20 @@ def test_checkpoints_of_the_previous_release_are_set_aside(tmp_path: Path) -> No
     assert [p.name for p in legacy.iterdir()] == ["t__0.ckpt.npz"]
 
 
+def test_a_checkpoint_scale_out_does_not_use_is_retired(tmp_path: Path) -> None:
+    """Scale-out keeps monitor state in the state topic: a checkpoint of the one-process mode
+    is moved away at its start, so that going back never restores it as if it were current."""
+    store = CheckpointStore(tmp_path / "ck")
+    store.open()
+    store.commit({"position": 7}, {"monitor/m": ({"x": [1]}, {"a": np.arange(3.0)})})
+    with LogLines() as logs:
+        dest = store.retire("scale-out keeps monitor state in the state topic")
+    assert dest is not None and "not used" in logs.text
+    assert sorted(p.name for p in dest.iterdir())[0] == "MANIFEST.json"
+    store.close()
+    assert CheckpointStore(tmp_path / "ck").open() is None  # nothing left to restore
+
+
 def test_snapshot_restore_is_exact(tmp_path: Path, profile: Path) -> None:
     cfg = load_config(credit_config(tmp_path, profile=profile), environ={})
     recs = records(stream())

@@ -23,6 +23,7 @@ from driftd_testutil import (
     metric_value,
     wait_until,
 )
+from kafka import KafkaConsumer, TopicPartition
 from kafka_harness import SlowProducer, committed_offsets, produce
 
 from driftd.demo.credit import generate
@@ -54,7 +55,7 @@ def scaled_config(tmp: Path, profile: Path, bootstrap: str, topic: str, url: str
         webhook_url=url,
     )  # fmt: skip
     doc = yaml.safe_load(cfg.read_text())
-    doc["scale_out"] = {"enabled": True, "partitions": 4}
+    doc["scale_out"] = {"enabled": True, "partitions": 4, "purge_interval_s": 1}
     cfg.write_text(yaml.safe_dump(doc))
     return cfg
 
@@ -80,6 +81,23 @@ def drift_alerts(sink: WebhookSink) -> list[dict[str, Any]]:
         for p in (orjson.loads(r.body) for r in sink.requests)
         if p["type"] in ("drift.detected", "drift.resolved")
     ]
+
+
+def first_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """``{partition: first offset kept}`` of the partitions that ever had a record."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap, client_id="driftd-tests-first")
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or ())]
+        ends = c.end_offsets(tps)
+        return {tp.partition: off for tp, off in c.beginning_offsets(tps).items() if ends[tp]}
+    finally:
+        c.close()
+
+
+def purgeable(bootstrap: str, topic: str) -> dict[int, int]:
+    """The monitors group's committed offsets on the panes topic, where it consumed any."""
+    got = committed_offsets(bootstrap, f"so-{topic}.monitors", f"so-{topic}.panes")
+    return {p: off for p, off in got.items() if off > 0}
 
 
 def test_workers_2_give_one_alert_per_version(
@@ -116,6 +134,14 @@ def test_workers_2_give_one_alert_per_version(
         assert len(alerts[0]["window"]["partitions"]) == 4
         deciders = {http_get(b + "/api/v1/monitors/credit")[0] for b in bases}
         assert deciders == {200}
+        # consumed panes are deleted (the topic has no time limit), up to the committed offsets
+        panes = f"so-{topic}.panes"
+        wait_until(
+            lambda: first_offsets(kafka_bootstrap, panes) == purgeable(kafka_bootstrap, topic),
+            30,
+            "consumed panes purged",
+        )
+        assert sum(first_offsets(kafka_bootstrap, panes).values()) > 0, "nothing purged"
         assert d.terminate(timeout_s=60) == 0
     assert sum(committed_offsets(kafka_bootstrap, f"so-{topic}", topic).values()) == len(lines)
 
@@ -197,7 +223,7 @@ def test_delayed_labels_over_4_partitions_with_workers_2(
             webhook_url=sink.url,
         )  # fmt: skip
         doc = yaml.safe_load(cfg.read_text())
-        doc["scale_out"] = {"enabled": True, "partitions": 4}
+        doc["scale_out"] = {"enabled": True, "partitions": 4, "purge_interval_s": 1}
         cfg.write_text(yaml.safe_dump(doc))
         d = driftd_proc(cfg, "--workers", "2")
         port = int(d.base.rsplit(":", 1)[1])
@@ -264,7 +290,7 @@ def test_label_topic_with_another_partition_count_is_exit_2(
         topic=preds_topic, group=f"so-{preds_topic}",
     )  # fmt: skip
     doc = yaml.safe_load(cfg.read_text())
-    doc["scale_out"] = {"enabled": True, "partitions": 4}
+    doc["scale_out"] = {"enabled": True, "partitions": 4, "purge_interval_s": 1}
     cfg.write_text(yaml.safe_dump(doc))
     d = driftd_proc(cfg)
     assert d.proc.wait(90) == 2

@@ -79,6 +79,16 @@ def restore_monitor(
     return restored, alerts
 
 
+def join_key(part: int) -> str:
+    """The state-topic key of the label join of source partition index ``part``."""
+    return f"join/{part}"
+
+
+def source_index(key: str) -> int:
+    """The partition index of a source key ``topic/partition``."""
+    return int(key.rpartition("/")[2] or 0)
+
+
 def encode_join(joins: PartitionJoins, part: int, offsets: dict[str, int]) -> bytes:
     return encode_bundle({JOIN_ENTRY: joins.snapshot(part, offsets)}, [])
 

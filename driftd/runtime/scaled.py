@@ -34,9 +34,11 @@ from driftd.ingest import wire
 from driftd.ingest.panes import Pane
 from driftd.runtime import monitor_state
 from driftd.runtime.daemon import Daemon
+from driftd.runtime.monitor_state import join_key, source_index
 from driftd.runtime.scaleout import (
     Membership,
     PaneProducer,
+    PanesPurger,
     StateStore,
     check_copartitioned,
     ensure_topics,
@@ -105,6 +107,7 @@ class ScaledDaemon(Daemon):
         self.state_store: StateStore | None = None
         self.members: Membership | None = None
         self.monitors_in: KafkaConsumer | None = None
+        self.purger: PanesPurger | None = None
         # Performance monitors: labels joined per source partition index, here (perf_split)
         self.joins: PartitionJoins | None = None
         perf = self.pipeline.perf
@@ -122,6 +125,8 @@ class ScaledDaemon(Daemon):
         process's own (outbox, audit log), so it is locked."""
         self.store.dir.mkdir(parents=True, exist_ok=True)
         self.store._lock()
+        # one kept by the one-process mode would be stale if that mode came back
+        self.store.retire("scale-out keeps monitor state in the state topic")
         self._publish()
 
     def _open_source(self) -> bool:
@@ -148,6 +153,8 @@ class ScaledDaemon(Daemon):
                 fetch_max_bytes=max(self.cfg.kafka.fetch_max_bytes, 1 << 20),
             )
             self.monitors_in.subscribe([self.panes_topic], listener=_Rebalance(self))
+            self.purger = PanesPurger(self.cfg)
+            self.purger.start()
         except (SourceError, ConfigError):
             raise
         except Exception as exc:  # noqa: BLE001 - kafka-python raises many kinds
@@ -165,6 +172,7 @@ class ScaledDaemon(Daemon):
     def _close_sources(self) -> None:
         super()._close_sources()
         for closer in (
+            self.purger.stop if self.purger is not None else None,
             self.monitors_in.close if self.monitors_in is not None else None,
             self.panes_out.close if self.panes_out is not None else None,
             self.state_store.close if self.state_store is not None else None,
@@ -424,7 +432,7 @@ class ScaledDaemon(Daemon):
         if self.joins is not None:
             sources = self.pipeline.sources
             for part in sorted(self.joins.dirty):
-                offsets = {k: v for k, v in sources.items() if _index(k) == part}
+                offsets = {k: v for k, v in sources.items() if source_index(k) == part}
                 record = monitor_state.encode_join(self.joins, part, offsets)
                 store.save(join_key(part), record, partition=part % self.partitions)
                 wrote = True
@@ -440,8 +448,8 @@ class ScaledDaemon(Daemon):
         thread; the state topic is read by a consumer of its own."""
         joins = self.joins
         if joins is not None and self.state_store is not None:
-            held = {_index(k) for k in self._assigned}
-            for part in sorted({_index(k) for k in keys} - held - set(joins.parts)):
+            held = {source_index(k) for k in self._assigned}
+            for part in sorted({source_index(k) for k in keys} - held - set(joins.parts)):
                 self._restore_join(part)
         super()._on_assign(keys)
 
@@ -459,18 +467,9 @@ class ScaledDaemon(Daemon):
     def _on_revoke(self, keys: list[str]) -> None:
         super()._on_revoke(keys)  # checkpoints (the joins too) and commits
         if self.joins is not None:
-            held = {_index(k) for k in self._assigned}
-            for part in {_index(k) for k in keys} - held:
+            held = {source_index(k) for k in self._assigned}
+            for part in {source_index(k) for k in keys} - held:
                 self.joins.drop(part)
-
-
-def join_key(part: int) -> str:
-    """The state-topic key of the label joins of source partition index ``part``."""
-    return f"join/{part}"
-
-
-def _index(key: str) -> int:
-    return int(key.rpartition("/")[2] or 0)
 
 
 def _advertised_host(host: str) -> str:

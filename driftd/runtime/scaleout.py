@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterable
@@ -89,7 +90,9 @@ def ensure_topics(cfg: Config) -> None:
     admin = KafkaAdminClient(**_client_settings(cfg))
     try:
         wanted = {
-            panes: (so.partitions, {"retention.ms": str(7 * 86_400_000)}),
+            # kept until every monitor consumed them (PanesPurger), as Kafka Streams
+            # keeps its repartition topics: never lost to time
+            panes: (so.partitions, {"retention.ms": "-1"}),
             state: (
                 so.partitions,
                 {
@@ -309,6 +312,52 @@ class StateStore:
             self.producer.close(timeout=10)
         except Exception as exc:  # noqa: BLE001
             log.warning("closing the state producer: %s", exc)
+
+
+class PanesPurger(threading.Thread):
+    """Deletes panes every monitor has consumed: every ``scale_out.purge_interval_s`` the
+    records below the monitors group's committed offsets (the state that covers them is in
+    the state topic). The panes topic keeps no time limit, so panes wait for a monitor that is
+    down however long, and this keeps it small (Kafka Streams purges its repartition topics
+    the same way). Every process runs one; deleting what is already deleted does nothing."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(name="driftd-panes-purge", daemon=True)
+        self.topic = topic_names(cfg)[0]
+        self.group = f"{cfg.kafka.group_id}.monitors"
+        self.interval_s = cfg.scale_out.purge_interval_s
+        self.settings = _client_settings(cfg)
+        self.stopping = threading.Event()
+        self.purged: dict[int, int] = {}  # partition -> first offset kept, as last purged
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            try:
+                self.purge_once()
+            except Exception as exc:  # noqa: BLE001 - the next round retries
+                log.warning("purging consumed panes failed (retried): %s", exc)
+
+    def purge_once(self) -> dict[int, int]:
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(**self.settings)
+        try:
+            committed = admin.list_group_offsets({self.group: None}).get(self.group, {})
+            todo = {
+                tp: om.offset
+                for tp, om in committed.items()
+                if tp.topic == self.topic and om.offset > self.purged.get(tp.partition, 0)
+            }
+            if todo:
+                admin.delete_records(todo, timeout_ms=30_000)
+                for tp, off in todo.items():
+                    self.purged[tp.partition] = off
+        finally:
+            admin.close()
+        return {tp.partition: off for tp, off in todo.items()}
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 # ---------------------------------------------------------------------------- members

@@ -256,6 +256,23 @@ class CheckpointStore:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def retire(self, why: str) -> Path | None:
+        """Move a checkpoint that will not be used (its manifest and entries) to
+        ``retired-<time>/``, so that it is never restored later as if current; the
+        directory it went to, or None when there was none."""
+        files = [p for p in self.dir.iterdir() if p.name == MANIFEST or _ENTRY.match(p.name)]
+        if not files:
+            return None
+        dest = self.dir / f"retired-{int(time.time())}"
+        try:
+            dest.mkdir(exist_ok=True)
+            for p in files:
+                os.replace(p, dest / p.name)
+        except OSError as exc:
+            raise StateError(f"cannot move the unused checkpoint to {dest}: {exc}") from exc
+        log.warning("%s: the checkpoint in %s is not used; moved to %s", why, self.dir, dest)
+        return dest
+
     def _aside(self, path: Path, why: str) -> None:
         bad = self.dir / "corrupt"
         target = bad / f"{path.name}.{int(time.time())}"
