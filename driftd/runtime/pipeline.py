@@ -31,6 +31,7 @@ from driftd.monitor.stage import EVAL_BUCKETS, MonitorStage
 from driftd.monitor.version import Histogram
 from driftd.monitor.view import Status, monitor_status
 from driftd.reference.profile import load_profile_for
+from driftd.sources.batch import RecordBatch, as_batch
 from driftd.state.checkpoint import PERFORMANCE_KEY
 from driftd.types import RawRecord
 
@@ -67,23 +68,6 @@ def version_key(name: str, version: str) -> str:
     return f"version/{name}/{version}"
 
 
-def _runs(records: Sequence[RawRecord]) -> list[tuple[str, str, int, int]]:
-    """(partition key, topic, start, end) of each run of consecutive records of one
-    partition (sources hand out records grouped by partition)."""
-    out: list[tuple[str, str, int, int]] = []
-    start = 0
-    n = len(records)
-    while start < n:
-        first = records[start]
-        topic, part = first.topic, first.partition
-        end = start + 1
-        while end < n and records[end].partition == part and records[end].topic == topic:
-            end += 1
-        out.append((f"{topic}/{part}" if topic else "", topic, start, end))
-        start = end
-    return out
-
-
 class Pipeline:
     def __init__(self, cfg: Config, specs: Sequence[MonitorSpec] | None = None) -> None:
         self.cfg = cfg
@@ -101,7 +85,15 @@ class Pipeline:
 
                 seg = segment_key_fn(spec.cfg.segment_by)
             targets.append(
-                RouteTarget(spec.cfg.name, spec.cfg.model, mapper, spec.n_num, spec.n_cat, seg)
+                RouteTarget(
+                    spec.cfg.name,
+                    spec.cfg.model,
+                    mapper,
+                    spec.n_num,
+                    spec.n_cat,
+                    seg,
+                    tuple(spec.cfg.segment_by),
+                )
             )
         self.by_name = {s.name: s for s in self.stages}
         perf_monitors = [
@@ -136,37 +128,39 @@ class Pipeline:
 
     def process(
         self,
-        records: Sequence[RawRecord],
+        records: Sequence[RawRecord] | RecordBatch,
         now: float | None = None,
         runs: Sequence[tuple[str, str, int, int]] | None = None,
     ) -> list[dict[str, Any]]:
-        """Fold a batch in; return the output lines in trigger order. ``runs`` (partition
-        key, topic, start, end) may come from the source, which knows them for free."""
+        """Fold a batch in; return the output lines in trigger order. A source's
+        :class:`~driftd.sources.batch.RecordBatch` carries its partition runs (partition
+        key, topic, start, end); ``runs`` overrides them."""
         now = time.time() if now is None else now
+        batch = as_batch(records)
         base = self.position
-        n = len(records)
+        n = len(batch)
         self.position += n
         self.events_read += n
         if n:
             self.dirty = True
         panes: dict[str, list[Pane]] = {}
         perf = self.perf
-        for key, topic, a, b in runs if runs is not None else _runs(records):
-            recs = records[a:b]
+        for key, topic, a, b in runs if runs is not None else batch.runs:
+            recs = batch[a:b]
             if perf is not None and perf.is_label_topic(topic):
-                perf.stage_label_records(recs)
+                perf.stage_label_records(list(recs))
             else:
                 routed = self.router.route(recs, base + a + 1, key)
                 self.accepted += routed.accepted
                 for i, reason, detail in routed.rejected:
-                    self._reject(recs[i], reason, detail)
+                    self._reject_at(recs, i, reason, detail)
                 for p in routed.panes:
                     panes.setdefault(p.monitor, []).append(p)
                 if perf is not None:
                     for model, version, extra, pred, ts in routed.predictions:
                         perf.stage_prediction(model, version, extra, pred, ts)
                     self._labels_in_stream(perf, recs, routed.label_lines)
-            last = recs[-1].offset
+            last = recs.last_offset
             if last >= 0:
                 self.sources[key] = last + 1
         out: list[tuple[int, int, dict[str, Any]]] = []
@@ -175,7 +169,7 @@ class Pipeline:
             if mine:
                 folded = stage.fold(mine, now)
                 for pos, reason, detail in folded.rejected:
-                    self._unaccept(records[pos - base - 1], reason, detail)
+                    self._unaccept(batch, pos - base - 1, reason, detail)
                 out.extend((t, k, line) for t, line in folded.outputs)
             elif stage.clock is not None:
                 out.extend((self.position, k, line) for line in stage.tick(now, self.position))
@@ -190,19 +184,19 @@ class Pipeline:
     def _labels_in_stream(
         self,
         perf: PerformanceStage,
-        recs: Sequence[RawRecord],
+        recs: RecordBatch,
         label_lines: list[tuple[int, tuple[Any, Any, Any]]],
     ) -> None:
         from driftd.ingest.decode import Reject
 
         for i, extra in label_lines:
             try:
-                taken = perf.stage_label_line(extra, recs[i])
+                taken = perf.stage_label_line(extra, recs.record(i))
             except Reject as r:
-                self._reject(recs[i], r.reason, r.detail)
+                self._reject_at(recs, i, r.reason, r.detail)
                 continue
             if not taken:
-                self._reject(recs[i], "missing_model", "")
+                self._reject_at(recs, i, "missing_model", "")
 
     def process_labels(self, records: Sequence[RawRecord], position: int) -> list[dict[str, Any]]:
         """Fold in label events from outside the source (``replay --labels``); ``position`` is
@@ -239,12 +233,18 @@ class Pipeline:
         if self.collect_rejects:
             self._rejects.append((rec, reason, detail))
 
-    def _unaccept(self, rec: RawRecord, reason: str, detail: str) -> None:
+    def _reject_at(self, batch: RecordBatch, i: int, reason: str, detail: str) -> None:
+        """Record ``i`` of ``batch`` rejected (its RawRecord is built only to be kept)."""
+        self.rejected[reason] += 1
+        if self.collect_rejects:
+            self._rejects.append((batch.record(i), reason, detail))
+
+    def _unaccept(self, batch: RecordBatch, i: int, reason: str, detail: str) -> None:
         """A row a monitor refused after the partition stage accepted it (late, bad time,
         too many versions). With several monitors on one model, an event refused by several
         is counted once per such monitor, so that accepted + Σ rejected stays the count."""
         self.accepted -= 1
-        self._reject(rec, reason, detail)
+        self._reject_at(batch, i, reason, detail)
 
     def _take_perf_rejects(self, perf: PerformanceStage) -> None:
         for rec, reason, detail in perf.rejected:
