@@ -164,9 +164,7 @@ def check_all_paths(
     half = len(values) // 2
     out = Routed()
     for part, (lo, hi) in enumerate(((0, half), (half, len(values)))):
-        recs = [
-            RawRecord(values[i], i + 1, stamps[i], part, 100 + i, "t") for i in range(lo, hi)
-        ]
+        recs = [RawRecord(values[i], i + 1, stamps[i], part, 100 + i, "t") for i in range(lo, hi)]
         batch = RecordBatch.of_records(recs)
         got = fast.route(batch, 1 + lo, f"t/{part}")
         same_routed(got, slow.route(batch, 1 + lo, f"t/{part}"))
@@ -196,19 +194,68 @@ number_literals = st.one_of(
         st.sampled_from(["e", "E", "e+", "e-", "E-"]),
     ),
     st.sampled_from(
-        ["-0", "-0.0", "0", "0.0", "0e0", "-0e5", "1e23", "1E+2", "0.1e-5", "5e-324", "1e-400",
-         "1.7976931348623157e308", "18446744073709551615", "18446744073709551616",
-         "-9223372036854775809", "123456789012345678", "100000000000000000000", "1.0",
-         "9007199254740993", "0.30000000000000004", "2.5", "3.0", "-1", "01", "1.", ".5",
-         "1e", "--1", "1e+", "0x10", "NaN", "Infinity", "1" + "0" * 320]  # fmt: skip
+        [
+            "-0",
+            "-0.0",
+            "0",
+            "0.0",
+            "0e0",
+            "-0e5",
+            "1e23",
+            "1E+2",
+            "0.1e-5",
+            "5e-324",
+            "1e-400",
+            "1.7976931348623157e308",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "123456789012345678",
+            "100000000000000000000",
+            "1.0",
+            "9007199254740993",
+            "0.30000000000000004",
+            "2.5",
+            "3.0",
+            "-1",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "--1",
+            "1e+",
+            "0x10",
+            "NaN",
+            "Infinity",
+            "1" + "0" * 320,
+        ]  # fmt: skip
     ),
 )
 string_literals = st.one_of(
     st.text(max_size=12).map(lambda t: orjson.dumps(t).decode()),
     st.sampled_from(
-        ['"EU"', '"US"', '"APAC"', '"employed"', '"retired"', '"M\\u00fcnchen"', '"a\\"b"',
-         '"tab\\there"', '"\\ud83d\\ude00"', '"\\ud800"', '"x\\/y"', '"é"', '"日本"', '""',
-         '"' + "long" * 60 + '"', '"true"', '"5"', '"__missing__"', '"\x01"', '"\\q"']  # fmt: skip
+        [
+            '"EU"',
+            '"US"',
+            '"APAC"',
+            '"employed"',
+            '"retired"',
+            '"M\\u00fcnchen"',
+            '"a\\"b"',
+            '"tab\\there"',
+            '"\\ud83d\\ude00"',
+            '"\\ud800"',
+            '"x\\/y"',
+            '"é"',
+            '"日本"',
+            '""',
+            '"' + "long" * 60 + '"',
+            '"true"',
+            '"5"',
+            '"__missing__"',
+            '"\x01"',
+            '"\\q"',
+        ]  # fmt: skip
     ),
 )
 scalar_literals = st.one_of(
@@ -216,13 +263,29 @@ scalar_literals = st.one_of(
 )
 ts_literals = st.one_of(
     st.sampled_from(
-        ['"2026-11-26T12:00:00Z"', '"2026-11-26T12:00:00.123Z"', '"2026-11-26T12:00:00+01:00"',
-         '"2026-11-26T12:00:00.1234567-05:30"', '"2026-11-26 12:00:00Z"', '"2026-11-26t12:00:00Z"',
-         '"2026-11-26T12:00:00"', '"2026-02-29T00:00:00Z"', '"2024-02-29T23:59:59.999999Z"',
-         '"2026-11-26T12:00Z"', '"1899-12-31T23:59:59Z"', '"yesterday"', "null", "true",
-         "1795694400000", "1795694400000.5", "1795694400000000", "-1",
-         '"2026-11-26T12:00:00+24:00"', '"2026-11-26T12:00:00.Z"',
-         '"2026-11-26T12:00:00,5Z"']  # fmt: skip
+        [
+            '"2026-11-26T12:00:00Z"',
+            '"2026-11-26T12:00:00.123Z"',
+            '"2026-11-26T12:00:00+01:00"',
+            '"2026-11-26T12:00:00.1234567-05:30"',
+            '"2026-11-26 12:00:00Z"',
+            '"2026-11-26t12:00:00Z"',
+            '"2026-11-26T12:00:00"',
+            '"2026-02-29T00:00:00Z"',
+            '"2024-02-29T23:59:59.999999Z"',
+            '"2026-11-26T12:00Z"',
+            '"1899-12-31T23:59:59Z"',
+            '"yesterday"',
+            "null",
+            "true",
+            "1795694400000",
+            "1795694400000.5",
+            "1795694400000000",
+            "-1",
+            '"2026-11-26T12:00:00+24:00"',
+            '"2026-11-26T12:00:00.Z"',
+            '"2026-11-26T12:00:00,5Z"',
+        ]  # fmt: skip
     ),
     st.datetimes(timezones=st.timezones()).map(lambda d: orjson.dumps(d.isoformat()).decode()),
     number_literals,
@@ -236,8 +299,17 @@ values = st.recursive(
     max_leaves=6,
 )
 feature_keys = st.sampled_from(
-    ['"income"', '"age"', '"debt_ratio"', '"region"', '"employment"', '"meta"', '"zzz"',
-     '"inc\\u006fme"', '"region"']  # fmt: skip
+    [
+        '"income"',
+        '"age"',
+        '"debt_ratio"',
+        '"region"',
+        '"employment"',
+        '"meta"',
+        '"zzz"',
+        '"inc\\u006fme"',
+        '"region"',
+    ]  # fmt: skip
 )
 feature_value = st.one_of(
     scalar_literals.map(_lit),
@@ -250,8 +322,7 @@ features = st.one_of(
 )
 event = st.fixed_dictionaries(
     {
-        '"model"': st.sampled_from(['"credit-scoring"', '"other"', '"nobody"']).map(_lit)
-        | values,
+        '"model"': st.sampled_from(['"credit-scoring"', '"other"', '"nobody"']).map(_lit) | values,
         '"model_version"': st.sampled_from(['"v1"', '"v2"', '"bad version"', "7", '""']).map(_lit)
         | values,
         '"features"': features,
