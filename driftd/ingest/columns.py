@@ -124,7 +124,8 @@ class BatchDecoder:
         strings = np.flatnonzero(fast & (k == js.STRING))
         if strings.size:
             ok = np.zeros(len(batch), dtype=np.int8)
-            jf.times(batch.buf, sc.span[:, s], strings.astype(np.int64), jf._DAYS, ts, ok)
+            spans = np.ascontiguousarray(sc.span[:, s])  # (one kernel signature: C order)
+            jf.times(batch.buf, spans, strings.astype(np.int64), jf._DAYS, ts, ok)
             state[strings[ok[strings] == 0]] = SLOW
         nums = fast & (k == js.NUMBER)
         exact = nums & ((sc.nflag[:, s] & js.NUM_EXACT) != 0)
@@ -173,9 +174,8 @@ class Columns:
         """Per-batch codes of the distinct string values of ``slot`` among ``take``."""
         codes = np.empty(len(self.batch), dtype=np.int32)
         first = np.empty(len(self.batch), dtype=np.int64)
-        nu = jf.intern_spans(
-            self.batch.buf, self.sc.span[:, slot], take.astype(np.int8), codes, first
-        )
+        spans = np.ascontiguousarray(self.sc.span[:, slot])
+        nu = jf.intern_spans(self.batch.buf, spans, take.astype(np.int8), codes, first)
         return codes, [self.text(int(r), slot) for r in first[:nu]]
 
     def numeric(self, slot: int, rows: Bool) -> tuple[F64, Bool]:

@@ -30,7 +30,9 @@ Conventions shared by all kernels: float64 C-contiguous arrays; NaN is ignored d
 (callers remove missing values first); an empty input gives NaN rather than an exception.
 
 Call :func:`warm_up` once at start-up: with ``cache=True`` the first run in a fresh
-environment compiles and writes the cache, later processes load it in milliseconds.
+environment compiles and writes the cache, later processes load it in milliseconds. It then
+gives back the resident pages of LLVM's code that loading left mapped
+(:func:`driftd.kernels._resident.release_llvm_pages`).
 """
 
 from __future__ import annotations
@@ -140,6 +142,10 @@ def warm_up() -> float:
     jsonfields.times(text, span[:, 0], one, jsonfields._DAYS, np.zeros(1), np.zeros(1, np.int8))
     codes = np.zeros(1, dtype=np.int32)
     jsonfields.intern_spans(text, span[:, 0], np.ones(1, dtype=np.int8), codes, one.copy())
+
+    from driftd.kernels._resident import release_llvm_pages
+
+    release_llvm_pages()
     return time.perf_counter() - t0
 
 

@@ -23,7 +23,7 @@ from driftd.config import SchemaConfig
 from driftd.sources.base import Source
 from driftd.sources.batch import NO_TS, RecordBatch
 
-BLOCK_BYTES = 4 * 1024 * 1024
+BLOCK_BYTES = 1024 * 1024
 
 
 class FileSource(Source):
