@@ -50,7 +50,7 @@ test: install kafka-fetch lint docs
 	$(MAKE) --no-print-directory test-nojit
 
 test-nojit: install
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:cacheprovider tests/stats tests/performance tests/multivariate/test_mv_kernels.py --ignore=tests/performance/test_perf_calibration.py
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q -p no:cacheprovider tests/stats tests/performance tests/multivariate/test_mv_kernels.py tests/ingest/test_batch_decode.py --ignore=tests/performance/test_perf_calibration.py
 
 test-fast: install
 	$(PY) -m pytest -m "not kafka and not slow"

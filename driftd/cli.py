@@ -303,7 +303,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     progress = _Progress("replay", args.files, enabled=bool(args.out) or not sys.stdout.isatty())
 
     def seen(batch: Sequence[RawRecord]) -> None:
-        progress.update(sum(len(r.value or b"") + 1 for r in batch), len(batch))
+        nbytes = getattr(batch, "nbytes", None)  # a RecordBatch: no object per line
+        if nbytes is not None:
+            progress.update(nbytes + len(batch), len(batch))
+        else:
+            progress.update(sum(len(r.value or b"") + 1 for r in batch), len(batch))
 
     opts = orjson.OPT_SERIALIZE_NUMPY
     lines = replay_lines(

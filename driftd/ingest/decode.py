@@ -350,6 +350,20 @@ class RowMapper:
         self._cat_codes = tuple(codes for _, _, codes, _ in self._cat)
         self._cat_unseen = tuple(unseen for _, _, _, unseen in self._cat)
         self._pred_numeric = prediction_kind == "numeric"
+        self.num_paths = tuple(num_keys)  # feature paths (under the features object)
+        self.cat_paths = tuple(cat_keys)
+
+    def lookups(self) -> list[Callable[[str], int]]:
+        """``label -> code`` of every categorical column as :meth:`map` looks labels up (the
+        prediction last when categorical); with open categories a new label takes a code."""
+        cols = [(codes, unseen) for _, _, codes, unseen in self._cat]
+        if self.prediction_kind == "categorical":
+            cols.append((self._pred_codes, self._pred_unseen))
+        look = self._lookup
+        return [
+            (lambda label, c=codes, u=unseen: look(c, label, u))  # type: ignore[misc]
+            for codes, unseen in cols
+        ]
 
     def _codes(self, cats: Sequence[str]) -> dict[str, int]:
         if self.open_categories:

@@ -21,13 +21,18 @@ module                   kernels
                          ``null_mmd2`` (calibration resamples)
 ``kernels.isotonic``     ``merge_ties`` and ``pav`` (pool-adjacent-violators) for CBPE's
                          calibration map
+``kernels.jsonscan``     ``scan_events``: a batch of JSON events → kind, span and number of
+                         each configured path, or "needs orjson" (twin: ``orjson.loads``)
+``kernels.jsonfields``   ``times`` (RFC 3339), ``intern_spans`` (per-batch dictionaries)
 =======================  =================================================================
 
 Conventions shared by all kernels: float64 C-contiguous arrays; NaN is ignored defensively
 (callers remove missing values first); an empty input gives NaN rather than an exception.
 
 Call :func:`warm_up` once at start-up: with ``cache=True`` the first run in a fresh
-environment compiles and writes the cache, later processes load it in milliseconds.
+environment compiles and writes the cache, later processes load it in milliseconds. It then
+gives back the resident pages of LLVM's code that loading left mapped
+(:func:`driftd.kernels._resident.release_llvm_pages`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ def warm_up() -> float:
         binning,
         divergence,
         isotonic,
+        jsonfields,
+        jsonscan,
         multivariate,
         resample,
         ring,
@@ -114,6 +121,31 @@ def warm_up() -> float:
 
     isotonic.merge_ties(a, a, np.ones(4, dtype=np.float64))
     isotonic.pav(a, np.ones(4, dtype=np.float64))
+
+    doc = b'{"a":{"b":"2026-11-26T12:00:00Z"},"c":[1.5,true,null]}'
+    text = np.frombuffer(doc, dtype=np.uint8)
+    one = np.zeros(1, dtype=np.int64)
+    ends = np.array([len(doc)], dtype=np.int64)
+    keys = np.frombuffer(b"ab", dtype=np.uint8).copy()
+    parent = np.array([-1, 0, 1], dtype=np.int32)
+    kstart = np.array([0, 0, 1], dtype=np.int64)
+    klen = np.array([0, 1, 1], dtype=np.int64)
+    table = np.full(16, -1, dtype=np.int32)
+    jsonscan.build_table(keys, kstart, klen, parent, table)
+    kind = np.zeros((1, 1), dtype=np.int8)
+    span = np.zeros((1, 1, 2), dtype=np.int64)
+    jsonscan.scan_events(
+        text, one, ends, parent, kstart, klen, keys, np.array([-1, -1, 0], dtype=np.int32),
+        np.array([1, 1, 0], dtype=np.int8), table, np.zeros(1, dtype=np.int8), kind, span,
+        np.zeros((1, 1)), np.zeros((1, 1), dtype=np.int8), jsonscan.POW10,
+    )  # fmt: skip
+    jsonfields.times(text, span[:, 0], one, jsonfields._DAYS, np.zeros(1), np.zeros(1, np.int8))
+    codes = np.zeros(1, dtype=np.int32)
+    jsonfields.intern_spans(text, span[:, 0], np.ones(1, dtype=np.int8), codes, one.copy())
+
+    from driftd.kernels._resident import release_llvm_pages
+
+    release_llvm_pages()
     return time.perf_counter() - t0
 
 

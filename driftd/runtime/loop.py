@@ -49,8 +49,7 @@ def drive(
         finally:
             sink.polling(False)
         if records:
-            runs = getattr(source, "last_runs", None)  # a source that knows them saves a pass
-            outputs = pipeline.process(records, runs=runs)
+            outputs = pipeline.process(records)
         elif pipeline.time_based and time.monotonic() - last_tick >= TICK_S:
             last_tick = time.monotonic()
             outputs = pipeline.tick()

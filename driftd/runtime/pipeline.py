@@ -31,6 +31,7 @@ from driftd.monitor.stage import EVAL_BUCKETS, MonitorStage
 from driftd.monitor.version import Histogram
 from driftd.monitor.view import Status, monitor_status
 from driftd.reference.profile import load_profile_for
+from driftd.sources.batch import RecordBatch, as_batch
 from driftd.state.checkpoint import PERFORMANCE_KEY
 from driftd.stats.progress import OnProgress
 from driftd.types import RawRecord
@@ -70,23 +71,6 @@ def version_key(name: str, version: str) -> str:
     return f"version/{name}/{version}"
 
 
-def _runs(records: Sequence[RawRecord]) -> list[tuple[str, str, int, int]]:
-    """(partition key, topic, start, end) of each run of consecutive records of one
-    partition (sources hand out records grouped by partition)."""
-    out: list[tuple[str, str, int, int]] = []
-    start = 0
-    n = len(records)
-    while start < n:
-        first = records[start]
-        topic, part = first.topic, first.partition
-        end = start + 1
-        while end < n and records[end].partition == part and records[end].topic == topic:
-            end += 1
-        out.append((f"{topic}/{part}" if topic else "", topic, start, end))
-        start = end
-    return out
-
-
 class Pipeline:
     def __init__(self, cfg: Config, specs: Sequence[MonitorSpec] | None = None) -> None:
         self.cfg = cfg
@@ -104,7 +88,15 @@ class Pipeline:
 
                 seg = segment_key_fn(spec.cfg.segment_by)
             targets.append(
-                RouteTarget(spec.cfg.name, spec.cfg.model, mapper, spec.n_num, spec.n_cat, seg)
+                RouteTarget(
+                    spec.cfg.name,
+                    spec.cfg.model,
+                    mapper,
+                    spec.n_num,
+                    spec.n_cat,
+                    seg,
+                    tuple(spec.cfg.segment_by),
+                )
             )
         self.by_name = {s.name: s for s in self.stages}
         perf_monitors = [  # the delayed-label join (an estimate alone needs no labels)
@@ -144,56 +136,59 @@ class Pipeline:
 
     def process(
         self,
-        records: Sequence[RawRecord],
+        records: Sequence[RawRecord] | RecordBatch,
         now: float | None = None,
         runs: Sequence[tuple[str, str, int, int]] | None = None,
     ) -> list[dict[str, Any]]:
-        """Fold a batch in; return the output lines in trigger order. ``runs`` (partition
-        key, topic, start, end) may come from the source, which knows them for free."""
+        """Fold a batch in; return the output lines in trigger order. A source's
+        :class:`~driftd.sources.batch.RecordBatch` carries its partition runs (partition
+        key, topic, start, end); ``runs`` overrides them."""
         now = time.time() if now is None else now
+        batch = as_batch(records)
         base = self.position
-        panes = self.route(records, runs)
-        lines = self.fold(panes, now, lambda pos: records[pos - base - 1])
+        panes = self.route(batch, runs)
+        lines = self.fold(panes, now, lambda pos: batch.record(pos - base - 1))
         perf = self.perf
         if perf is not None:
             self._take_perf_rejects(perf)
-            if records:
+            if len(batch):
                 lines.extend(perf.flush(self.position))
         return lines
 
     def route(
         self,
-        records: Sequence[RawRecord],
+        records: Sequence[RawRecord] | RecordBatch,
         runs: Sequence[tuple[str, str, int, int]] | None = None,
     ) -> dict[str, list[Pane]]:
         """The partition stage: a batch's records → panes per monitor (rejections counted and
         kept for the dead-letter destination; label events staged for the join)."""
+        batch = as_batch(records)
         base = self.position
-        n = len(records)
+        n = len(batch)
         self.position += n
         self.events_read += n
         if n:
             self.dirty = True
         panes: dict[str, list[Pane]] = {}
         perf = self.perf
-        for key, topic, a, b in runs if runs is not None else _runs(records):
-            recs = records[a:b]
+        for key, topic, a, b in runs if runs is not None else batch.runs:
+            recs = batch[a:b]
             if perf is not None and perf.is_label_topic(topic):
-                perf.stage_label_records(recs)
+                perf.stage_label_records(list(recs))
             else:
                 routed = self.router.route(recs, base + a + 1, key)
                 self.accepted += routed.accepted
                 for i, reason, detail in routed.rejected:
-                    self._reject(recs[i], reason, detail)
+                    self._reject_at(recs, i, reason, detail)
                 for p in routed.panes:
                     panes.setdefault(p.monitor, []).append(p)
                 if perf is not None:
                     split = perf.split is not None
                     for model, version, extra, pred, ts, i in routed.predictions:
-                        origin = (key, recs[i].offset) if split else ("", -1)
+                        origin = (key, int(recs.offsets[i])) if split else ("", -1)
                         perf.stage_prediction(model, version, extra, pred, ts, origin)
                     self._labels_in_stream(perf, recs, routed.label_lines)
-            last = recs[-1].offset
+            last = recs.last_offset
             if last >= 0:
                 self.sources[key] = last + 1
         return panes
@@ -235,19 +230,19 @@ class Pipeline:
     def _labels_in_stream(
         self,
         perf: PerformanceStage,
-        recs: Sequence[RawRecord],
+        recs: RecordBatch,
         label_lines: list[tuple[int, tuple[Any, Any, Any]]],
     ) -> None:
         from driftd.ingest.decode import Reject
 
         for i, extra in label_lines:
             try:
-                taken = perf.stage_label_line(extra, recs[i])
+                taken = perf.stage_label_line(extra, recs.record(i))
             except Reject as r:
-                self._reject(recs[i], r.reason, r.detail)
+                self._reject_at(recs, i, r.reason, r.detail)
                 continue
             if not taken:
-                self._reject(recs[i], "missing_model", "")
+                self._reject_at(recs, i, "missing_model", "")
 
     def process_labels(self, records: Sequence[RawRecord], position: int) -> list[dict[str, Any]]:
         """Fold in label events from outside the source (``replay --labels``); ``position`` is
@@ -283,6 +278,12 @@ class Pipeline:
         self.rejected[reason] += 1
         if self.collect_rejects:
             self._rejects.append((rec, reason, detail))
+
+    def _reject_at(self, batch: RecordBatch, i: int, reason: str, detail: str) -> None:
+        """Record ``i`` of ``batch`` rejected (its RawRecord is built only to be kept)."""
+        self.rejected[reason] += 1
+        if self.collect_rejects:
+            self._rejects.append((batch.record(i), reason, detail))
 
     def _unaccept(self, rec: RawRecord, reason: str, detail: str) -> None:
         """A row a monitor refused after the partition stage accepted it (late, bad time,

@@ -197,7 +197,7 @@ class ScaledDaemon(Daemon):
             finally:
                 self.polling(False)
             if records:
-                panes = self.pipeline.route(records, runs=getattr(self.source, "last_runs", None))
+                panes = self.pipeline.route(records)
                 self.panes_out.send(p for ps in panes.values() for p in ps)
                 if self.joins is not None:
                     from driftd.monitor import perf_split

@@ -1,18 +1,19 @@
 """Source interface: ``open`` / ``poll`` / ``commit`` / ``close``.
 
-A source hands out micro-batches of :class:`~driftd.types.RawRecord`. Records carry a
-partition key (``"topic/partition"``; ``""`` for files) and a 1-based position within it
-(Kafka: offset + 1; files: line number). ``commit`` is called by the runtime only with offsets
-covered by a durable checkpoint (act → persist → commit).
+A source hands out micro-batches as :class:`~driftd.sources.batch.RecordBatch` (values in one
+buffer, column by column; a :class:`~driftd.types.RawRecord` per record only on demand).
+Records carry a partition key (``"topic/partition"``; ``""`` for files) and a 1-based position
+within it (Kafka: offset + 1; files: line number). ``commit`` is called by the runtime only
+with offsets covered by a durable checkpoint (act → persist → commit).
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from driftd.types import RawRecord
+from driftd.sources.batch import RecordBatch
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class Source(ABC):
     def open(self) -> None: ...
 
     @abstractmethod
-    def poll(self, max_records: int, timeout_ms: int) -> Sequence[RawRecord]:
+    def poll(self, max_records: int, timeout_ms: int) -> RecordBatch:
         """Return the next micro-batch (possibly empty)."""
 
     def commit(self, offsets: Mapping[str, int]) -> None:  # noqa: B027 - optional for files

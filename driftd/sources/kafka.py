@@ -21,18 +21,23 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
+import numpy as np
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from driftd.config import KafkaConfig
 from driftd.errors import SourceError
 from driftd.sources.base import Source, offsets_to_commit, partition_key, split_partition_key
-from driftd.types import RawRecord, raw_record_setters
+from driftd.sources.batch import RecordBatch
 
 log = logging.getLogger(__name__)
 
+_VALUE = attrgetter("value")
+_OFFSET = attrgetter("offset")
+_TIMESTAMP = attrgetter("timestamp")
 PartitionCallback = Callable[[list[str]], None]
 STALL_PROBE_S = 5.0  # quiet time before probing end offsets
 STALL_RECYCLE_PROBES = 3  # probes that find us behind before the consumer is recycled
@@ -162,8 +167,6 @@ class KafkaSource(Source):
         # Scale-out with label topics: the range assignor, which gives a member the same
         # partition numbers of every topic (co-partitioning).
         self.co_partitioned = False
-        # (partition key, topic, start, end) of the last poll's records, per partition
-        self.last_runs: list[tuple[str, str, int, int]] = []
 
     def open(self) -> None:
         try:
@@ -189,42 +192,23 @@ class KafkaSource(Source):
             raise SourceError("source is not open")
         return self._consumer
 
-    def poll(self, max_records: int, timeout_ms: int) -> list[RawRecord]:
+    def poll(self, max_records: int, timeout_ms: int) -> RecordBatch:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        out: list[RawRecord] = []
+        # No object of ours per record: the values, offsets and timestamps are taken from
+        # kafka-python's records column by column (C-level attribute reads).
+        values: list[bytes | None] = []
+        offsets: list[int] = []
+        stamps: list[int | None] = []
         runs: list[tuple[str, str, int, int]] = []
-        start = 0
         for tp, records in batches.items():  # a partition's records are one run, in order
             if records:
-                key = partition_key(tp.topic, tp.partition)
-                runs.append((key, tp.topic, start, start + len(records)))
-                start += len(records)
-        self.last_runs = runs
-        # Hot path (one RawRecord per event): records are filled through their slots.
-        setters = raw_record_setters()
-        if setters is None:
-            for tp, records in batches.items():
-                topic, part = tp.topic, tp.partition
-                out.extend(
-                    RawRecord(r.value, r.offset + 1, r.timestamp, part, r.offset, topic)
-                    for r in records
-                )
-        else:
-            set_value, set_position, set_ts, set_partition, set_offset, set_topic = setters
-            new = object.__new__
-            append = out.append
-            for tp, records in batches.items():
-                topic, part = tp.topic, tp.partition
-                for r in records:
-                    rec = new(RawRecord)
-                    off = r.offset
-                    set_value(rec, r.value)
-                    set_position(rec, off + 1)
-                    set_ts(rec, r.timestamp)
-                    set_partition(rec, part)
-                    set_offset(rec, off)
-                    set_topic(rec, topic)
-                    append(rec)
+                start = len(values)
+                values.extend(map(_VALUE, records))
+                offsets.extend(map(_OFFSET, records))
+                stamps.extend(map(_TIMESTAMP, records))
+                runs.append((partition_key(tp.topic, tp.partition), tp.topic, start, len(values)))
+        offs = np.array(offsets, dtype=np.int64)
+        out = RecordBatch.of_values(values, offs, stamps, offs + 1, runs)
         now = time.monotonic()
         if out:
             self._last_records = now

@@ -1,7 +1,8 @@
 """Count windows on NumPy ring buffers, one per (monitor, model_version[, segment]).
 
-The buffer keeps the raw values of the last ``size`` accepted events (numeric columns as
-float64 with NaN for missing, categorical columns as int32 codes with -1 for missing), their
+The buffer keeps the raw values of the last ``size`` accepted events (numeric columns exactly
+as appended, NaN for missing — decimal values as small integers, :mod:`driftd.windows.compact`;
+categorical columns as int32 codes with -1 for missing), their
 source positions, event times, source offsets and partition codes (the window's provenance).
 Appends are whole chunks copied with slicing; :meth:`CountWindow.append` yields the window
 itself each time the number of rows ever appended reaches a multiple of ``step``. Order inside
@@ -18,13 +19,14 @@ import numpy.typing as npt
 
 from driftd.ingest.panes import Rows
 from driftd.windows.base import provenance
+from driftd.windows.compact import CompactColumns
 
 
 class CountWindow:
     __slots__ = (
         "size",
         "step",
-        "num",
+        "_num",
         "cat",
         "pos",
         "ts",
@@ -40,7 +42,7 @@ class CountWindow:
     def __init__(self, size: int, step: int, n_num: int, n_cat: int) -> None:
         self.size = size
         self.step = step
-        self.num = np.full((size, n_num), np.nan, dtype=np.float64)
+        self._num = CompactColumns(size, n_num)  # decimals as integers, exactly
         self.cat = np.full((size, n_cat), -1, dtype=np.int32)
         self.pos = np.zeros(size, dtype=np.int64)
         self.ts = np.full(size, np.nan, dtype=np.float64)
@@ -50,6 +52,17 @@ class CountWindow:
         self.head = 0  # next row to write
         self.filled = 0  # rows holding data (≤ size)
         self.last_position = 0  # position of the newest row (the trigger of a step)
+
+    @property
+    def num(self) -> npt.NDArray[np.float64]:
+        """The numeric block ``(size, n_num)`` as float64 (a fresh array)."""
+        return self._num.block()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the window's arrays take."""
+        rest = (self.cat, self.pos, self.ts, self.off, self.part)
+        return self._num.nbytes + sum(int(a.nbytes) for a in rest)
 
     @property
     def seq(self) -> int:
@@ -93,8 +106,10 @@ class CountWindow:
             n = self.size
         first = min(n, self.size - self.head)
         h = self.head
+        self._num.write(h, rows.num[:first])
+        if n > first:
+            self._num.write(0, rows.num[first:])
         cols = (
-            (self.num, rows.num),
             (self.cat, rows.cat),
             (self.pos, rows.pos),
             (self.ts, rows.ts),
@@ -111,7 +126,7 @@ class CountWindow:
     # ------------------------------------------------------------------ views
 
     def num_column(self, j: int) -> npt.NDArray[np.float64]:
-        return self.num[: self.filled, j]
+        return self._num.column(j, self.filled)
 
     def cat_column(self, j: int) -> npt.NDArray[np.int32]:
         return self.cat[: self.filled, j]
@@ -157,7 +172,8 @@ class CountWindow:
     def restore(cls, arrays: dict[str, npt.NDArray[Any]]) -> CountWindow:
         size, step, total, head, filled, last = (int(x) for x in arrays["meta"])
         w = cls(size, step, arrays["num"].shape[1], arrays["cat"].shape[1])
-        for name in ("num", "cat", "pos", "ts", "off", "part"):
+        w._num.write(0, np.asarray(arrays["num"], dtype=np.float64))
+        for name in ("cat", "pos", "ts", "off", "part"):
             getattr(w, name)[:] = arrays[name]
         w.total, w.head, w.filled, w.last_position = total, head, filled, last
         return w
