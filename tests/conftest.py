@@ -7,6 +7,7 @@ Sections:
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -182,3 +183,13 @@ def driftd_proc(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield start
     for d in procs:
         d.kill()
+
+
+@pytest.fixture(autouse=True)
+def _driftd_log_level() -> Iterator[None]:
+    """Benchmarks run in process by smoke tests quiet the ``driftd`` logger; later tests that
+    read log lines must not inherit that."""
+    logger = logging.getLogger("driftd")
+    level = logger.level
+    yield
+    logger.setLevel(level)
