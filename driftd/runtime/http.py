@@ -4,10 +4,10 @@ It serves :class:`~driftd.runtime.routes.Routes` and guards the process against 
 
 - at most ``max_connections`` connections at a time (and never more than a quarter of the
   process's file-descriptor limit, so checkpoints and Kafka keep theirs): when full, the
-  oldest connection that has waited more than half a second without sending a request makes
-  room for the new one, else the new one is closed at once; both counted in
-  :attr:`HttpServer.refused`. Idle clients therefore cannot lock out a scraper that sends its
-  request promptly;
+  oldest connection that has not sent a request yet makes room for the new one (when every
+  slot is serving a request, the new one is closed at once); both counted in
+  :attr:`HttpServer.refused`. Idle clients therefore cannot lock out a probe or a scraper that
+  sends its request promptly, even in the instant after a thousand of them arrived;
 - a request's head and body must arrive within ``request_timeout_s`` of the connection (or of
   the previous response on a kept-alive connection), bodies are capped at 64 KiB, and an idle
   kept-alive connection is closed after ``idle_timeout_s``;
@@ -39,7 +39,6 @@ from driftd.runtime.routes import MAX_BODY_BYTES, Response, Routes, json_respons
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 65_536
-IDLE_GRACE_S = 0.5  # a connection silent this long may be closed to make room
 
 
 class HttpServer:
@@ -99,7 +98,9 @@ class HttpServer:
                 self._server.close()
             for task in asyncio.all_tasks(self._loop):
                 task.cancel()
-            self._loop.call_soon(self._loop.stop)
+            # a moment for the cancelled handlers to abort their transports and for those to
+            # close their sockets (else they are left to the garbage collector)
+            self._loop.call_later(0.1, self._loop.stop)
 
         if self._thread is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(shutdown)
@@ -116,7 +117,7 @@ class HttpServer:
         if self.open_connections >= self.max_connections:
             self.refused += 1
             oldest = next(iter(self._waiting.values()), None)
-            if oldest is None or now - oldest[1] < IDLE_GRACE_S:
+            if oldest is None:  # every slot is serving a request: the newcomer is refused
                 writer.transport.abort()  # no goodbye: the descriptor is what matters
                 return
             self._waiting.popitem(last=False)
