@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -49,26 +48,12 @@ from driftd.runtime.loop import drive
 from driftd.runtime.pipeline import Pipeline, load_specs
 from driftd.sources.confluent import ConfluentSource
 from driftd.sources.kafka import KafkaSource
-from driftd.state.checkpoint import CheckpointStore
+from driftd.state.checkpoint import CheckpointStore, check_state_dir
 from driftd.types import RawRecord
 
 log = logging.getLogger(__name__)
 
 PUBLISH_S = 0.5  # the status readers see is at most this old while events flow
-
-
-def check_state_dir(path: Path) -> None:
-    """Create the state directory and prove it is writable, or raise StateError."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-probe-{os.getpid()}"
-        with open(probe, "wb") as fh:
-            fh.write(b"ok")
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
-    except OSError as exc:
-        raise StateError(f"state.dir {path} is not writable: {exc.strerror or exc}") from exc
 
 
 def warm_up_kernels() -> None:
@@ -187,15 +172,8 @@ class Daemon:
                 self.store.commit(meta, entries, removed)
                 self._full_checkpoint = False
             except (StateError, OSError, TypeError, ValueError) as exc:
-                self._full_checkpoint = True
-                self._ckpt_failures += 1
-                if self._state_error is None:
-                    log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
-                self._state_error = f"checkpoint failing: {exc}"
-                return False
-            if self._state_error is not None:
-                log.warning("checkpoints work again")
-                self._state_error = None
+                return self._checkpoint_failed(exc)
+            self._checkpoint_ok()
             self._hand_over()
             offsets = dict(meta["sources"])
         if commit_offsets and offsets:
@@ -364,6 +342,20 @@ class Daemon:
 
     def _close_sources(self) -> None:
         self.source.close()
+
+    def _checkpoint_failed(self, exc: Exception) -> bool:
+        """Nothing was committed; the next checkpoint writes everything and retries."""
+        self._full_checkpoint = True
+        self._ckpt_failures += 1
+        if self._state_error is None:
+            log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
+        self._state_error = f"checkpoint failing: {exc}"
+        return False
+
+    def _checkpoint_ok(self) -> None:
+        if self._state_error is not None:
+            log.warning("checkpoints work again")
+            self._state_error = None
 
     def polling(self, active: bool) -> None:
         self._poll_since = time.monotonic() if active else None

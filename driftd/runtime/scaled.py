@@ -389,15 +389,8 @@ class ScaledDaemon(Daemon):
                 self._save_monitors()
                 self._full_checkpoint = False
             except Exception as exc:  # noqa: BLE001 - nothing is committed; retried
-                self._full_checkpoint = True
-                self._ckpt_failures += 1
-                if self._state_error is None:
-                    log.error("CHECKPOINT FAILED, offsets not committed: %s", exc)
-                self._state_error = f"checkpoint failing: {exc}"
-                return False
-            if self._state_error is not None:
-                log.warning("checkpoints work again")
-                self._state_error = None
+                return self._checkpoint_failed(exc)
+            self._checkpoint_ok()
             self._hand_over()
         if commit_offsets:
             try:

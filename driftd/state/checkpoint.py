@@ -108,6 +108,20 @@ class Loaded:
     keys: list[str] = field(default_factory=list)
 
 
+def check_state_dir(path: Path) -> None:
+    """Create the state directory and prove it is writable, or raise StateError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        with open(probe, "wb") as fh:
+            fh.write(b"ok")
+            fh.flush()
+            os.fsync(fh.fileno())
+        probe.unlink()
+    except OSError as exc:
+        raise StateError(f"state.dir {path} is not writable: {exc.strerror or exc}") from exc
+
+
 class CheckpointStore:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
