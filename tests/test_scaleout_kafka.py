@@ -280,6 +280,7 @@ def test_label_topic_with_another_partition_count_is_exit_2(
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
     driftd_proc: Start,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from perf_workload import perf_config
 
@@ -298,3 +299,22 @@ def test_label_topic_with_another_partition_count_is_exit_2(
     assert "kafka.label_topics" in err
     assert f"{preds_topic}: 4 partitions" in err and f"{labels_topic}: 2 partitions" in err
     assert "Traceback" not in err
+    # `check-config --connect` finds it before any process starts, and the internal topics'
+    # partition count too
+    from driftd.cli import main
+
+    assert main(["check-config", "-c", str(cfg), "--connect"]) == 2
+    assert "kafka.label_topics" in capsys.readouterr().err
+    from kafka_harness import create_topic
+
+    doc["kafka"]["group_id"] = f"so3-{preds_topic}"  # its panes topic made with 3 partitions
+    create_topic(kafka_bootstrap, f"so3-{preds_topic}.panes", 3)
+    doc["kafka"]["label_topics"] = []
+    doc["monitors"] = [{**m, "performance": None} for m in doc["monitors"]]
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["check-config", "-c", str(cfg), "--connect"]) == 2
+    err = capsys.readouterr().err
+    assert "scale_out.partitions" in err and "has 3 partitions, configured 4" in err
+    doc["scale_out"]["partitions"] = 3
+    cfg.write_text(yaml.safe_dump(doc))
+    assert main(["check-config", "-c", str(cfg), "--connect"]) == 0

@@ -13,6 +13,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from driftd.actions import REGISTRY
@@ -86,6 +87,7 @@ def connect_problems(cfg: Config, timeout_s: float = 10.0) -> tuple[list[ConfigE
         settings = consumer_settings(cfg.kafka)
         settings.pop("group_id", None)
         consumer = KafkaConsumer(**settings, request_timeout_ms=int(timeout_s * 1000))
+        counts: dict[str, int] = {}
         try:
             for key, topics in (("kafka.topics", cfg.kafka.topics),
                                 ("kafka.label_topics", cfg.kafka.label_topics)):  # fmt: skip
@@ -94,7 +96,10 @@ def connect_problems(cfg: Config, timeout_s: float = 10.0) -> tuple[list[ConfigE
                     if not parts:
                         out.append(ConfigError(f"{key}.{j}", f"topic {t!r} does not exist"))
                     else:
+                        counts[t] = len(parts)
                         notes.append(f"topic {t}: {len(parts)} partitions")
+            if cfg.scale_out.enabled:
+                out += _scale_out_problems(cfg, consumer, counts)
         finally:
             consumer.close()
     except ConfigError:
@@ -115,3 +120,25 @@ def connect_problems(cfg: Config, timeout_s: float = 10.0) -> tuple[list[ConfigE
         except OSError as exc:
             out.append(ConfigError(f"actions.{name}.url", f"host {host!r} does not resolve: {exc}"))
     return out, notes
+
+
+def _scale_out_problems(cfg: Config, consumer: Any, counts: dict[str, int]) -> list[ConfigError]:
+    """What ``driftd run`` in scale-out would refuse at start: label topics not co-partitioned
+    with the prediction topics, internal topics with another partition count."""
+    from driftd.runtime.scaleout import copartition_problem, topic_names
+
+    out: list[ConfigError] = []
+    if cfg.kafka.label_topics and counts:
+        problem = copartition_problem(counts)
+        if problem is not None:
+            out.append(problem)
+    panes, state, _ = topic_names(cfg)
+    for t in (panes, state):
+        parts = consumer.partitions_for_topic(t)
+        if parts and len(parts) != cfg.scale_out.partitions:
+            out.append(ConfigError(
+                "scale_out.partitions",
+                f"internal topic {t} has {len(parts)} partitions, configured"
+                f" {cfg.scale_out.partitions}",
+            ))  # fmt: skip
+    return out

@@ -150,15 +150,24 @@ def check_copartitioned(cfg: Config) -> None:
             counts[t] = len(meta[0].get("partitions") or []) if meta else 0
     finally:
         admin.close()
-    if len(set(counts.values())) > 1 or 0 in counts.values():
-        listed = ", ".join(
-            f"{t}: {n} partitions" if n else f"{t}: does not exist" for t, n in counts.items()
-        )
-        raise ConfigError(
-            "kafka.label_topics",
-            "performance monitors with scale_out need prediction and label topics keyed by"
-            f" event_id with the same partition count (co-partitioned); found {listed}",
-        )
+    problem = copartition_problem(counts)
+    if problem is not None:
+        raise problem
+
+
+def copartition_problem(counts: dict[str, int]) -> ConfigError | None:
+    """The error when prediction and label topics (``{topic: partitions}``, 0: missing) are
+    not co-partitioned, else None."""
+    if len(set(counts.values())) <= 1 and 0 not in counts.values():
+        return None
+    listed = ", ".join(
+        f"{t}: {n} partitions" if n else f"{t}: does not exist" for t, n in counts.items()
+    )
+    return ConfigError(
+        "kafka.label_topics",
+        "performance monitors with scale_out need prediction and label topics keyed by"
+        f" event_id with the same partition count (co-partitioned); found {listed}",
+    )
 
 
 # ---------------------------------------------------------------------------- panes
