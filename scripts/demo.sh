@@ -51,6 +51,8 @@ sink_pid=$!
 pids+=("$sink_pid")
 
 step "4/6 driftd run (metrics and API on http://127.0.0.1:$HTTP_PORT)"
+# the topic as services have it: 4 partitions, events keyed by event id (each version in all)
+$PY -m driftd.demo.producer --bootstrap "$BOOT" --topic "$TOPIC" --partitions 4 --create-only
 $PY -m driftd run -c config/demo.yaml > "$DEMO/driftd.log" 2>&1 &
 driftd_pid=$!
 pids+=("$driftd_pid")
@@ -61,7 +63,7 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz"; echo
 
-step "5/6 Producer: 15,000 predictions of v1, then 15,000 of v2 (the bad update)"
+step "5/6 Producer: 15,000 predictions of v1, then 15,000 of v2 (the bad update), keyed by event id"
 $PY -m driftd.demo.producer --bootstrap "$BOOT" --topic "$TOPIC" --rate 5000 &
 pids+=("$!")
 

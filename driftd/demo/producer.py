@@ -1,7 +1,10 @@
 """Demo producer: replays the synthetic credit-scoring rollout to Kafka.
 
-v1 serves first; then v2 — the bad update whose scores are shifted up — takes over.
-``python -m driftd.demo.producer --bootstrap HOST:PORT --topic predictions``.
+v1 serves first; then v2 — the bad update whose scores are shifted up — takes over. Events are
+keyed by their ``event_id``, as services publish prediction logs, so every version is spread
+over every partition of the topic (created with ``--partitions`` when missing).
+``python -m driftd.demo.producer --bootstrap HOST:PORT --topic predictions``;
+``--create-only`` creates the topic and exits (before driftd subscribes to it).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import orjson
 from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from driftd.demo.credit import generate
 
@@ -25,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--score-shift", type=float, default=1.0, help="v2's shift of the logit")
     ap.add_argument("--rate", type=float, default=5000.0, help="events per second")
     ap.add_argument("--seed", type=int, default=100)
+    ap.add_argument("--partitions", type=int, default=4, help="of the topic, if created here")
+    ap.add_argument("--create-only", action="store_true", help="create the topic and exit")
     a = ap.parse_args(argv)
+    ensure_topic(a.bootstrap, a.topic, a.partitions)
+    if a.create_only:
+        return 0
     producer = KafkaProducer(
         bootstrap_servers=a.bootstrap.split(","),
         linger_ms=20,
@@ -46,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             for ev in generate(
                 n, version=version, seed=seed, score_shift=shift, start=now, rate_per_s=a.rate
             ):
-                producer.send(a.topic, value=ev, key=b"credit-scoring")
+                producer.send(a.topic, value=ev, key=orjson.loads(ev)["event_id"].encode())
                 sent += 1
                 if a.rate > 0 and sent % 500 == 0:
                     ahead = sent / a.rate - (time.monotonic() - t0)
@@ -57,6 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         producer.close(5)
     return 0
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        if topic in admin.list_topics():
+            return
+        try:
+            admin.create_topics([NewTopic(topic, partitions, 1)], timeout_ms=30_000)
+            sys.stderr.write(f"producer: created topic {topic} ({partitions} partitions)\n")
+        except Exception as exc:  # noqa: BLE001 - created meanwhile by someone else
+            if "TopicAlreadyExists" not in type(exc).__name__ + str(exc):
+                raise
+    finally:
+        admin.close()
 
 
 if __name__ == "__main__":
