@@ -100,6 +100,12 @@ def purgeable(bootstrap: str, topic: str) -> dict[int, int]:
     return {p: off for p, off in got.items() if off > 0}
 
 
+def worker_bases(d: Driftd) -> list[str]:
+    """The API of each of `--workers 2`: worker i listens on the configured port + i."""
+    host, port = d.base.rsplit(":", 1)
+    return [d.base, f"{host}:{int(port) + 1}"]
+
+
 def test_workers_2_give_one_alert_per_version(
     tmp_path: Path,
     profile: Path,
@@ -112,7 +118,7 @@ def test_workers_2_give_one_alert_per_version(
     with WebhookSink(SECRET) as sink:
         cfg = scaled_config(tmp_path, profile, kafka_bootstrap, topic, sink.url)
         d = driftd_proc(cfg, "--workers", "2")
-        bases = [d.base, d.base.rsplit(":", 1)[0] + ":" + str(int(d.base.rsplit(":", 1)[1]) + 1)]
+        bases = worker_bases(d)
         wait_until(lambda: all(http_get(b + "/readyz")[0] == 200 for b in bases), 90, "ready")
         # live traffic, as services publish it: every partition feeds every window
         prod = SlowProducer(kafka_bootstrap, topic, lines, rate=3000, keys=keys(lines))
@@ -232,8 +238,7 @@ def test_delayed_labels_over_4_partitions_with_workers_2(
         doc["scale_out"] = {"enabled": True, "partitions": 4, "purge_interval_s": 1}
         cfg.write_text(yaml.safe_dump(doc))
         d = driftd_proc(cfg, "--workers", "2")
-        port = int(d.base.rsplit(":", 1)[1])
-        bases = [d.base, d.base.rsplit(":", 1)[0] + f":{port + 1}"]
+        bases = worker_bases(d)
         wait_until(lambda: all(http_get(b + "/readyz")[0] == 200 for b in bases), 90, "ready")
         preds = bad_p + eq_p
         produce(kafka_bootstrap, preds_topic, preds, keys=keys(preds))

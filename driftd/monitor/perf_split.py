@@ -34,6 +34,7 @@ from driftd.monitor.perf_join import Chunk, Label, Prediction, join_batch
 from driftd.monitor.perf_state import MonitorPerf
 from driftd.performance import JoinedPairs, LabelJoiner
 from driftd.performance import table as T
+from driftd.sources.base import split_partition_key
 from driftd.state.checkpoint import join_arrays, split_arrays
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,9 @@ class PartitionJoins:
         per partition index: the outcomes of every monitor whose join they touched."""
         parts: dict[int, tuple[list[int], list[int]]] = {}
         for k, (key, _) in enumerate(p_origin):
-            parts.setdefault(_index(key), ([], []))[0].append(k)
+            parts.setdefault(split_partition_key(key)[1], ([], []))[0].append(k)
         for k, (key, _) in enumerate(l_origin):
-            parts.setdefault(_index(key), ([], []))[1].append(k)
+            parts.setdefault(split_partition_key(key)[1], ([], []))[1].append(k)
         out: list[Outcomes] = []
         monitors = list(self.monitors.values())
         for part, (pk, lk) in sorted(parts.items()):
@@ -141,9 +142,7 @@ class PartitionJoins:
         pairs with, per pair, the index of its trigger in ``origins`` (key, offset)."""
         j = self.joiner(part, mp)
         pairs = _concat(chunks, j)
-        trig = (
-            np.concatenate([t for _, t in chunks]) if chunks else np.zeros(0, dtype=np.int64)
-        )
+        trig = np.concatenate([t for _, t in chunks]) if chunks else np.zeros(0, dtype=np.int64)
         keys = tuple(sorted({origins[int(t)][0] for t in trig}))
         code = {k: i for i, k in enumerate(keys)}
         key = np.fromiter((code[origins[int(t)][0]] for t in trig), np.int16, len(trig))
@@ -211,11 +210,6 @@ def fold_counts(mp: MonitorPerf, out: Outcomes) -> None:
         j._lag_counts += out.lag_counts
         j._fstate[T.F_LAG_SUM] += out.lag_sum
     mp.part_gauges[out.part] = (out.pending, out.early)
-
-
-def _index(key: str) -> int:
-    """The partition number of a source partition key (``topic/partition``)."""
-    return int(key.rpartition("/")[2] or 0)
 
 
 def _concat(chunks: list[Chunk], j: LabelJoiner) -> JoinedPairs:

@@ -49,6 +49,7 @@ from driftd.performance import (
     regression_metrics,
 )
 from driftd.performance.metrics import json_metrics
+from driftd.sources.base import partition_key
 from driftd.state.checkpoint import PERFORMANCE_KEY
 from driftd.types import RawRecord
 
@@ -129,7 +130,7 @@ class PerformanceStage:
         self._labels.append(label_of(None, eid, label, ts_raw, rec))
         self.labels_read += 1
         if self.split is not None:
-            self._label_origin.append((f"{rec.topic}/{rec.partition}", rec.offset))
+            self._label_origin.append((partition_key(rec.topic, rec.partition), rec.offset))
         return True
 
     def stage_label_records(self, records: Sequence[RawRecord]) -> None:
@@ -139,7 +140,7 @@ class PerformanceStage:
                 self._labels.append(self._reader.read(rec))
                 self.labels_read += 1
                 if self.split is not None:
-                    self._label_origin.append((f"{rec.topic}/{rec.partition}", rec.offset))
+                    self._label_origin.append((partition_key(rec.topic, rec.partition), rec.offset))
             except Reject as r:
                 self.rejected.append((rec, r.reason, r.detail))
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from driftd.monitor import persist
 from driftd.runtime.pipeline import monitor_key, version_key
 from driftd.runtime.scaleout import decode_bundle, encode_bundle
+from driftd.sources.base import split_partition_key
 
 if TYPE_CHECKING:
     from driftd.monitor.perf_split import PartitionJoins
@@ -86,7 +87,7 @@ def join_key(part: int) -> str:
 
 def source_index(key: str) -> int:
     """The partition index of a source key ``topic/partition``."""
-    return int(key.rpartition("/")[2] or 0)
+    return split_partition_key(key)[1]
 
 
 def encode_join(joins: PartitionJoins, part: int, offsets: dict[str, int]) -> bytes:

@@ -110,11 +110,13 @@ class ScaledDaemon(Daemon):
         self.purger: PanesPurger | None = None
         # Performance monitors: labels joined per source partition index, here (perf_split)
         self.joins: PartitionJoins | None = None
+        self._split: Any = None  # driftd.monitor.perf_split, imported only when needed
         perf = self.pipeline.perf
         if perf is not None:
-            from driftd.monitor.perf_split import PartitionJoins
+            from driftd.monitor import perf_split
 
-            self.joins = perf.split = PartitionJoins(perf.monitors)
+            self._split = perf_split
+            self.joins = perf.split = perf_split.PartitionJoins(perf.monitors)
             self.source.co_partitioned = True
         self._perf_touched: set[str] = set()
 
@@ -199,11 +201,9 @@ class ScaledDaemon(Daemon):
             if records:
                 panes = self.pipeline.route(records)
                 self.panes_out.send(p for ps in panes.values() for p in ps)
-                if self.joins is not None:
-                    from driftd.monitor import perf_split
-
+                if self._split is not None:
                     for o in self.pipeline.take_outcomes():
-                        self.panes_out.send_raw(o.monitor, perf_split.encode(o))
+                        self.panes_out.send_raw(o.monitor, self._split.encode(o))
             # kafka-python completes a join of the group only inside one poll: cut short (a
             # zero timeout while source records keep coming), it joins again and again, and
             # every other member with it. While the monitors group is not settled its poll
@@ -260,11 +260,7 @@ class ScaledDaemon(Daemon):
         out: dict[str, list[Pane]] = {}
         outcomes: dict[str, list[Outcomes]] = {}
         owned = self.pipeline.owned or set()
-        split: Any = None
-        if self.joins is not None:
-            from driftd.monitor import perf_split
-
-            split = perf_split
+        split = self._split
         for recs in got.values():
             for r in recs:
                 try:
