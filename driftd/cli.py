@@ -410,6 +410,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         daemon = Daemon(cfg, worker=args.worker)
     daemon.install_signal_handlers()
+    if args.worker is not None:
+        from driftd.runtime.workers import watch_supervisor
+
+        watch_supervisor(daemon.stop_event)
     return daemon.run()
 
 

@@ -167,22 +167,40 @@ def private_kafka_broker(
 # --------------------------------------------------------------------------- driftd processes
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item (``item.rep_call``) for fixtures' teardown."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+LOG_TAIL_LINES = 60
+
+
 @pytest.fixture
-def driftd_proc(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def driftd_proc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Start `driftd run` processes (``start(cfg, *extra_args, port=None)``); all are killed at
-    the end of the test."""
+    the end of the test. With ``--workers N`` the port is one whose next N-1 are free too.
+    When the test failed, the tail of each process's log is printed (CI keeps only stdout)."""
     from driftd_testutil import Driftd, free_port
 
     procs: list[Driftd] = []
 
     def start(cfg: Path, *extra: str, port: int | None = None) -> Driftd:
-        d = Driftd(cfg, port or free_port(), tmp_path / f"driftd-{len(procs)}.log", extra)
+        n = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
+        d = Driftd(cfg, port or free_port(n), tmp_path / f"driftd-{len(procs)}.log", extra)
         procs.append(d)
         return d
 
     yield start
     for d in procs:
         d.kill()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for d in procs:
+            tail = d.log_text().splitlines()[-LOG_TAIL_LINES:]
+            print(f"\n----- last {len(tail)} lines of {d.log.name} -----", *tail, sep="\n")
 
 
 @pytest.fixture(autouse=True)

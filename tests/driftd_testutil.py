@@ -123,10 +123,25 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 SECRET = b"e2e-test-secret"
 
 
-def free_port() -> int:
+def free_port(consecutive: int = 1) -> int:
+    """A port the OS says is free; with ``consecutive=n`` one whose next n-1 ports are free
+    too (``driftd run --workers n`` listens on port + i)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if all(_bindable(port + i) for i in range(1, consecutive)):
+            return port
+    raise RuntimeError(f"no {consecutive} consecutive free ports found")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def http_get(url: str) -> tuple[int, bytes]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO_ROOT / "scripts" / "kafka" / "kafka.sh"
@@ -297,11 +298,19 @@ def delete_topic(bootstrap: str, name: str) -> None:
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """``{partition: committed offset}`` of consumer group ``group`` on ``topic``
     (partitions without a commit are absent)."""
-    admin = _admin(bootstrap)
-    try:
-        result = admin.list_group_offsets({group: None})
-    finally:
-        admin.close()
+    deadline = time.monotonic() + 30
+    while True:
+        admin = _admin(bootstrap)
+        try:
+            result = admin.list_group_offsets({group: None})
+            break
+        except KafkaError as exc:
+            # a fresh broker has no group coordinator until __consumer_offsets exists
+            if not getattr(exc, "retriable", False) or time.monotonic() > deadline:
+                raise
+        finally:
+            admin.close()
+        time.sleep(0.5)
     return {
         tp.partition: om.offset
         for tp, om in result.get(group, {}).items()

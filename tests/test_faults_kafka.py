@@ -427,6 +427,40 @@ def test_workers_flag_runs_a_group_of_processes(
     assert "handling revoked partitions" not in log and "Cannot block" not in log
 
 
+def _alive(pid: int) -> bool:
+    """Running (an exited orphan may stay a zombie where nothing reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_exit_when_their_supervisor_is_killed(
+    tmp_path: Path,
+    profile: Path,
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    driftd_proc: Start,
+) -> None:
+    """kill -9 of `driftd run --workers 2` leaves no orphan consuming and holding its port."""
+    topic = make_topic(partitions=2)
+    cfg = credit_config(
+        tmp_path, profile=profile, bootstrap=kafka_bootstrap, topic=topic, group=f"orph-{topic}"
+    )
+    d = driftd_proc(cfg, "--workers", "2")
+    host, port = d.base.rsplit(":", 1)
+    bases = [d.base, f"{host}:{int(port) + 1}"]
+    wait_until(lambda: all(http_get(b + "/readyz")[0] == 200 for b in bases), 90, "ready")
+    found = re.search(r"started 2 workers: pids (\d+), (\d+)", d.log_text())
+    assert found, d.log_text()
+    pids = [int(found[1]), int(found[2])]
+    d.kill()
+    wait_until(lambda: not any(_alive(p) for p in pids), 30, "workers gone")
+    assert all(http_get(b + "/readyz")[0] != 200 for b in bases)
+    assert d.log_text().count("the supervisor (pid") == 2
+
+
 def test_unreachable_broker_at_start_then_available(
     tmp_path: Path,
     profile: Path,

@@ -6,7 +6,7 @@ listener on the configured port + i, own webhook outbox and audit log under
 monitor is decided by one worker, its state in the internal state topic, so a monitor moves
 between workers with rebalances (see driftd.runtime.scaled). The supervisor forwards
 SIGTERM/SIGINT, waits for the workers to drain, and restarts a worker that dies unexpectedly
-(with backoff).
+(with backoff); a worker whose supervisor is gone drains and exits.
 """
 
 from __future__ import annotations
@@ -52,6 +52,22 @@ def _worker_cmd(args: argparse.Namespace, cfg: Config, i: int) -> list[str]:
     if args.group_id:
         cmd += ["--group-id", args.group_id]
     return cmd
+
+
+def watch_supervisor(stop: threading.Event, interval_s: float = 1.0) -> None:
+    """In a worker: drain and exit once the supervisor is gone (killed with SIGKILL, say).
+    An orphaned worker would otherwise keep consuming, unsupervised, and hold its port, so a
+    restarted supervisor's worker could not listen there."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(interval_s):
+            if os.getppid() != parent:
+                log.error("the supervisor (pid %d) is gone: draining and exiting", parent)
+                stop.set()
+                return
+
+    threading.Thread(target=watch, name="driftd-supervisor-watch", daemon=True).start()
 
 
 def supervise(args: argparse.Namespace, cfg: Config) -> int:
