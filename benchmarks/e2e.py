@@ -245,7 +245,15 @@ def run_replay(work: Path, events_file: Path, n: int, models: int, profile: Path
 def check_driftd(d: K.DriftdProcess, models: int, per_model: int, partitions: int) -> list[str]:
     """Problems found in a finished run of this release (empty: all good): one verdict per
     version with every event of it, and — keyed by event id — a last window drawn from every
-    partition."""
+    partition. The last batch's steps are concluded at the next poll (they are evaluated on
+    the evaluation thread meanwhile): asked again for up to 10 s."""
+    deadline = time.monotonic() + 10
+    while (problems := _check_driftd(d, models, per_model)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return problems
+
+
+def _check_driftd(d: K.DriftdProcess, models: int, per_model: int) -> list[str]:
     problems: list[str] = []
     n_v1 = per_model // 2
     expect = {"v1": n_v1, "v2": per_model - n_v1}

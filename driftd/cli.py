@@ -387,22 +387,16 @@ def _monitor_profile(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from driftd.runtime import workers
     from driftd.runtime.daemon import Daemon
 
     if args.workers < 1:
         raise ConfigError("--workers", "must be at least 1")
     if args.workers > 1:
-        from driftd.runtime.workers import supervise
-
         cfg = _load(args, {"http.listen": args.listen, "state.dir": args.state_dir})
-        return supervise(args, cfg)
-    overrides: dict[str, Any] = {
-        "kafka.bootstrap_servers": args.bootstrap_servers,
-        "kafka.group_id": args.group_id,
-        "http.listen": args.listen,
-        "state.dir": args.state_dir,
-    }
-    cfg = _load(args, overrides)
+        return workers.supervise(args, cfg)
+    kafka = {"kafka.bootstrap_servers": args.bootstrap_servers, "kafka.group_id": args.group_id}
+    cfg = _load(args, {**kafka, "http.listen": args.listen, "state.dir": args.state_dir})
     if cfg.scale_out.enabled:
         from driftd.runtime.scaled import ScaledDaemon
 
@@ -410,10 +404,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         daemon = Daemon(cfg, worker=args.worker)
     daemon.install_signal_handlers()
-    if args.worker is not None:
-        from driftd.runtime.workers import watch_supervisor
-
-        watch_supervisor(daemon.stop_event)
+    if args.worker is not None:  # one of `--workers N`: it ends with its supervisor
+        workers.watch_supervisor(daemon.stop_event)
     return daemon.run()
 
 

@@ -29,6 +29,7 @@ import orjson
 from driftd.config import SlidingTimeWindow, TumblingTimeWindow
 from driftd.ingest.panes import Pane, Rows, merge
 from driftd.monitor import refmodes
+from driftd.monitor.deferred import Evaluator, resolve
 from driftd.monitor.spec import MonitorSpec
 from driftd.monitor.version import Histogram, Output, VersionMonitor
 from driftd.policy import Policy
@@ -103,6 +104,7 @@ class MonitorStage:
         self.segment_overflow: Counter[str] = Counter()  # version → rows sent to __other__
         self.evicted = 0
         self.last_evaluation_wall: float | None = None
+        self.deferred: Evaluator | None = None  # set by a pipeline evaluating steps off-line
         self.meta_dirty = True
         self.removed: set[str] = set()  # versions evicted since the last snapshot
         self._merged_next: dict[tuple[str, str], int] = {}  # this batch's last offsets
@@ -280,7 +282,7 @@ class MonitorStage:
         if self.clock.tick(now) == before:
             return []
         out = self._advance(lambda _e: position)
-        return [line for _, line in sorted(out, key=lambda o: o[0])]
+        return resolve(line for _, line in sorted(out, key=lambda o: o[0]))
 
     def finish(self, position: int) -> list[dict[str, Any]]:
         """End of a finite stream: close every open time window."""
@@ -288,7 +290,7 @@ class MonitorStage:
             return []
         self.clock.raise_to(math.inf)
         out = self._advance(lambda _e: position)
-        return [line for _, line in sorted(out, key=lambda o: o[0])]
+        return resolve(line for _, line in sorted(out, key=lambda o: o[0]))
 
     def _advance(self, trigger_of: Callable[[float], int]) -> list[Output]:
         assert self.clock is not None

@@ -26,6 +26,7 @@ import numpy as np
 from driftd.ingest.decode import OTHER_SEGMENT
 from driftd.ingest.panes import Rows
 from driftd.monitor import detect, estimate, outputs, refmodes
+from driftd.monitor.deferred import Evaluator, Pending
 from driftd.monitor.evaluate import evaluate
 from driftd.monitor.spec import MonitorSpec
 from driftd.policy import Policy, PolicyState
@@ -36,7 +37,7 @@ from driftd.windows.time import EventTimeWindow
 
 log = logging.getLogger(__name__)
 
-Output = tuple[int, dict[str, Any]]  # (trigger position, output line)
+Output = tuple[int, "dict[str, Any] | Pending"]  # (trigger position, line or pending step)
 
 
 class Histogram:
@@ -70,6 +71,7 @@ class Context(Protocol):
     segment_events: Counter[tuple[str, str]]
     segment_overflow: Counter[str]
     last_evaluation_wall: float | None
+    deferred: Evaluator | None  # the evaluation thread, when steps are evaluated off-line
 
     def segment_key(self, code: int) -> tuple[str, ...]: ...
 
@@ -242,12 +244,42 @@ class VersionMonitor:
 
     def evaluate(self, view: WindowView, seq: int, trigger: int, ctx: Context) -> list[Output]:
         """Evaluate one window; ``seq`` (events merged, or the window's end time for time
-        windows) makes alert ids stable under re-processing."""
+        windows) makes alert ids stable under re-processing. With an evaluation thread
+        (``ctx.deferred``) a count window's tests run there on a frozen copy, and the step
+        comes back as a :class:`~driftd.monitor.deferred.Pending` the pipeline concludes in
+        order; detectors and estimators, which read the step in line, keep it in line."""
         t0 = time.perf_counter()
-        ev = self._on_reference(view, ctx)
-        if ev is None:  # version mode: no baseline window to compare with yet
+        job = self._reference_for(view, ctx)
+        if job is None:  # version mode: no baseline window to compare with yet
             return []
+        spec, target, reference = job
+        pool = ctx.deferred
+        if pool is not None and not self.dets and self.spec.estimator is None:
+            frozen = self.window.frozen() if isinstance(self.window, CountWindow) else None
+            if frozen is not None:
+                copy: WindowView = frozen
+                if isinstance(target, refmodes.RemappedView):
+                    copy = refmodes.RemappedView(frozen, target.luts)
+                fut = pool.submit(spec, copy, frozen.nbytes)
+                rollback_to = ctx.rollback_to(self.version)  # as it is now, in stream order
+                return [(trigger, Pending(self, ctx, fut, reference, seq, trigger, rollback_to))]
+        ev = evaluate(spec, target)
+        if reference is not None:
+            ev["reference"] = reference
         ctx.eval_hist.observe(time.perf_counter() - t0)
+        return self.conclude(ev, view, seq, trigger, ctx, ctx.rollback_to(self.version))
+
+    def conclude(
+        self,
+        ev: dict[str, Any],
+        view: WindowView | None,
+        seq: int,
+        trigger: int,
+        ctx: Context,
+        rollback_to: str | None,
+    ) -> list[Output]:
+        """The in-order end of a step: policy, evaluation line, alerts, detectors, estimate
+        (``view``: the window, for the estimator; None for a deferred step)."""
         end_ts = ev["window"].get("end_ts")
         ts = end_ts if end_ts is not None else math.nan
         transition, reason = ctx.policy.decide(self.policy, ev["drifted"], ts)
@@ -282,24 +314,29 @@ class VersionMonitor:
         self.dirty = True
         ctx.last_evaluation_wall = time.time()
         if transition is not None:
-            out.append((trigger, self._transition(ctx, ev, line, transition, reason, ts, seq)))
+            alert = self._transition(ctx, ev, line, transition, reason, ts, seq, rollback_to)
+            out.append((trigger, alert))
         if warn_transition == "alert":
-            out.append((trigger, self._transition(ctx, ev, line, "warning", warn_reason, ts, seq)))
+            alert = self._transition(ctx, ev, line, "warning", warn_reason, ts, seq, rollback_to)
+            out.append((trigger, alert))
         est = self.spec.estimator
-        if est is not None and self.segment is None:
-            eline, alert = estimate.run(est, view, line, self.est, ctx, self.version, seq, ts)
+        if est is not None and self.segment is None and view is not None:
+            eline, ealert = estimate.run(est, view, line, self.est, ctx, self.version, seq, ts)
             self.est_latest = eline
             out.append((trigger, eline))
-            if alert is not None:
-                out.append((trigger, alert))
+            if ealert is not None:
+                out.append((trigger, ealert))
         return out
 
-    def _on_reference(self, view: WindowView, ctx: Context) -> dict[str, Any] | None:
-        """``evaluate`` against the monitor's reference: the profile, the version's warmup
-        reference, or the baseline version's current window (None: no baseline yet)."""
+    def _reference_for(
+        self, view: WindowView, ctx: Context
+    ) -> tuple[MonitorSpec, WindowView, str | None] | None:
+        """(spec, view to test, reference label) against the monitor's reference: the
+        profile, the version's warmup reference, or the baseline version's current window
+        (None: no baseline yet)."""
         mode = ctx.spec.mode
         if mode == "profile":
-            return evaluate(self.spec, view)
+            return self.spec, view, None
         tables = ctx.code_tables()
         cap = ctx.spec.open_categories
         if mode == "warmup":
@@ -308,18 +345,16 @@ class VersionMonitor:
             size = sum(len(t) for t in tables)  # dictionaries only grow
             if self.luts is None or self.luts[0] != size:
                 self.luts = (size, refmodes.luts_for(spec, tables, cap))
-            ev = evaluate(spec, refmodes.RemappedView(view, self.luts[1]))
-            ev["reference"] = f"warmup:{self.version}:{spec.profile.id}"
-            return ev
+            label = f"warmup:{self.version}:{spec.profile.id}"
+            return spec, refmodes.RemappedView(view, self.luts[1]), label
         found = ctx.baseline(self.version)
         if found is None:
             return None
         base, bw = found
         spec, luts = refmodes.versus_spec(ctx.spec, bw, tables)
-        ev = evaluate(spec, refmodes.RemappedView(view, luts))
         span = bw.span()
-        ev["reference"] = f"version:{base}:{span['start_position']}-{span['end_position']}"
-        return ev
+        label = f"version:{base}:{span['start_position']}-{span['end_position']}"
+        return spec, refmodes.RemappedView(view, luts), label
 
     def _transition(
         self,
@@ -330,6 +365,7 @@ class VersionMonitor:
         reason: str,
         ts: float,
         seq: int,
+        rollback_to: str | None,
     ) -> dict[str, Any]:
         kind = outputs.ALERT_KINDS[transition]
         seg = ctx.segment_label(self.segment) if self.segment is not None else ""
@@ -350,7 +386,6 @@ class VersionMonitor:
         window = {k: w[k] for k in ("start_position", "end_position", "events")}
         if "partitions" in w:
             window["partitions"] = w["partitions"]
-        rollback_to = ctx.rollback_to(self.version)
         if rollback_to is None and transition == "alert":
             log.warning(
                 "monitor %s version %s: no rollback_to in the alert: no earlier version reached"

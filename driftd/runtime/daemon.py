@@ -163,6 +163,8 @@ class Daemon:
         with self._ckpt_lock:
             self._last_ckpt = time.monotonic()
             self._events_since_ckpt = 0
+            if self.pipeline.holding:  # steps still evaluating: their lines first
+                self._absorb(self.pipeline.drain())
             try:
                 if self.dead_letter is not None:
                     self.dead_letter.flush()
@@ -330,6 +332,7 @@ class Daemon:
     def _consume(self) -> None:
         """The loop, until stopped (one process: source → pipeline → this sink)."""
         k = self.cfg.kafka
+        self.pipeline.defer_evaluations()  # steps evaluated while the next batch is read
         for _ in drive(
             self.source,
             self.pipeline,
@@ -364,14 +367,7 @@ class Daemon:
         self, records: list[RawRecord] | Any, outputs: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Act on a batch: audit, dead letters, stage alerts; checkpoint when due."""
-        if outputs:
-            self.audit.write(outputs)
-        alerted = False
-        for out in outputs:
-            # warnings are audited and counted, never sent to rollback actions
-            if for_actions(out):
-                self._staged.append(out)
-                alerted = True
+        alerted = self._absorb(outputs)
         if self.dead_letter is not None:
             rejected = self.pipeline.take_rejects()
             if rejected:
@@ -393,6 +389,18 @@ class Daemon:
             self._publish()
             self._lag = self.source.lag()
         return outputs
+
+    def _absorb(self, outputs: list[dict[str, Any]]) -> bool:
+        """Audit the lines and stage their alerts (warnings are audited and counted, never
+        sent to rollback actions); True if an alert was staged."""
+        if outputs:
+            self.audit.write(outputs)
+        alerted = False
+        for out in outputs:
+            if for_actions(out):
+                self._staged.append(out)
+                alerted = True
+        return alerted
 
     def closing(self) -> list[dict[str, Any]]:
         return []

@@ -50,6 +50,8 @@ def drive(
             sink.polling(False)
         if records:
             outputs = pipeline.process(records)
+        elif pipeline.holding:  # idle: the last batch's deferred steps come out now
+            outputs = pipeline.drain()
         elif pipeline.time_based and time.monotonic() - last_tick >= TICK_S:
             last_tick = time.monotonic()
             outputs = pipeline.tick()

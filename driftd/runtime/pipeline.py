@@ -26,6 +26,7 @@ from driftd.config import Config, ProfileReference
 from driftd.ingest.panes import Pane
 from driftd.ingest.route import Router, RouteTarget
 from driftd.monitor import detect, persist, refmodes
+from driftd.monitor.deferred import Evaluator, Pending, resolve
 from driftd.monitor.spec import MonitorSpec, build_spec
 from driftd.monitor.stage import EVAL_BUCKETS, MonitorStage
 from driftd.monitor.version import Histogram
@@ -131,6 +132,31 @@ class Pipeline:
         # Scale-out: the monitors this process decides (their internal partitions are
         # assigned to it); None: every monitor (one process, the embedded mode).
         self.owned: set[str] | None = None
+        self._evaluator: Evaluator | None = None
+        self._held: list[dict[str, Any] | Pending] = []  # the last batch's lines, not yet out
+
+    def defer_evaluations(self) -> bool:
+        """Evaluate count-window steps on a thread while the next batch is read (see
+        :mod:`driftd.monitor.deferred`): :meth:`process` then hands each batch's lines out
+        with the next batch, :meth:`drain` at once. Not with time windows or performance
+        monitors (their lines also come between batches); False then."""
+        if self.time_based or self.perf is not None:
+            return False
+        if self._evaluator is None:
+            self._evaluator = Evaluator()
+            for s in self.stages:
+                s.deferred = self._evaluator
+        return True
+
+    @property
+    def holding(self) -> bool:
+        """Lines of the last batch wait for :meth:`drain` (or the next batch)."""
+        return bool(self._held)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The held lines, every deferred step concluded (in trigger order)."""
+        held, self._held = self._held, []
+        return resolve(held)
 
     # ------------------------------------------------------------------ processing
 
@@ -147,13 +173,17 @@ class Pipeline:
         batch = as_batch(records)
         base = self.position
         panes = self.route(batch, runs)
-        lines = self.fold(panes, now, lambda pos: batch.record(pos - base - 1))
+        lines = self._fold(panes, now, lambda pos: batch.record(pos - base - 1))
         perf = self.perf
         if perf is not None:
             self._take_perf_rejects(perf)
             if len(batch):
                 lines.extend(perf.flush(self.position))
-        return lines
+        if self._evaluator is None:
+            return resolve(lines)
+        out = self.drain()
+        self._held = lines
+        return out
 
     def route(
         self,
@@ -202,7 +232,15 @@ class Pipeline:
         """The monitor stage: every (owned) monitor folds its panes; the output lines in
         trigger order. ``record_of(position)`` finds the raw record of a row a monitor
         refuses (late, too many versions), for the dead-letter destination."""
-        out: list[tuple[int, int, dict[str, Any]]] = []
+        return resolve(self._fold(panes, now, record_of))
+
+    def _fold(
+        self,
+        panes: Mapping[str, list[Pane]],
+        now: float,
+        record_of: Callable[[int], RawRecord | None],
+    ) -> list[dict[str, Any] | Pending]:
+        out: list[tuple[int, int, dict[str, Any] | Pending]] = []
         for k, stage in enumerate(self.stages):
             if self.owned is not None and stage.name not in self.owned:
                 continue
@@ -268,8 +306,8 @@ class Pipeline:
         return out
 
     def finish(self) -> list[dict[str, Any]]:
-        """End of a finite stream (replay): close every open time window."""
-        out: list[dict[str, Any]] = []
+        """End of a finite stream (replay): the held lines; close every open time window."""
+        out = self.drain()
         for stage in self.stages:
             out.extend(stage.finish(self.position))
         return out
@@ -372,6 +410,8 @@ class Pipeline:
         self, everything: bool = False
     ) -> tuple[dict[str, Any], dict[str, Entry], list[str]]:
         """(meta, changed entries, removed entry keys) since the last call (or all of them)."""
+        if self._held:
+            raise RuntimeError("checkpoint with lines held: drain() first")
         entries: dict[str, Entry] = {}
         removed: list[str] = []
         for s in self.stages:

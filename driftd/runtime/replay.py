@@ -146,6 +146,8 @@ def replay_lines(
         if not Path(p).is_file():
             raise ConfigError("--labels", f"{p} is not a readable file")
     pipe = pipeline if pipeline is not None else Pipeline(cfg)
+    if pipeline is None:
+        pipe.defer_evaluations()  # steps evaluated while the next batch is read
     if labels and pipe.perf is None:
         raise ConfigError("--labels", "no monitor has a performance block")
     feed = LabelFeed(labels, cfg) if labels else None

@@ -12,8 +12,12 @@ decimals, or beyond the range) is re-encoded, or kept as float64 from then on.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
+
+from driftd.kernels._jit import kernel
 
 F64 = npt.NDArray[np.float64]
 MAX_DECIMALS = 9
@@ -58,6 +62,38 @@ def _fit(values: F64) -> tuple[npt.NDArray[np.generic], float] | None:
     return None
 
 
+@kernel
+def _encode_into(
+    block: F64,
+    bits: npt.NDArray[np.int64],
+    j: int,
+    scale: float,
+    low: int,
+    high: int,
+    out: npt.NDArray[np.generic],
+    at: int,
+) -> bool:
+    """Column ``j`` of ``block`` as integers of ``scale`` into ``out[at:]``, in one pass over
+    the rows — if every value gives itself back exactly (the checks of :func:`_plain` and of
+    :meth:`CompactColumns.write`'s NumPy form); else nothing is written and False."""
+    m = block.shape[0]
+    for i in range(m):
+        x = block[i, j]
+        if math.isnan(x):
+            if bits[i, j] != _NAN_BITS:
+                return False
+            continue
+        if math.isinf(x) or (x == 0.0 and math.copysign(1.0, x) < 0.0):
+            return False
+        n = np.rint(x * scale)
+        if not (n / scale == x and low < n and n <= high):
+            return False
+    for i in range(m):
+        x = block[i, j]
+        out[at + i] = low if math.isnan(x) else np.rint(x * scale)
+    return True
+
+
 class CompactColumns:
     """``n`` numeric columns of ``size`` rows (all NaN at first), each stored as integers of a
     decimal scale when its values allow it, else as float64."""
@@ -87,6 +123,14 @@ class CompactColumns:
         out[d == _BOUNDS[d.dtype][0]] = np.nan
         return out
 
+    def copy(self, n: int) -> CompactColumns:
+        """Rows ``0 … n-1`` of every column, stored as they are (a frozen copy)."""
+        out = CompactColumns.__new__(CompactColumns)
+        out.size = n
+        out.data = [d[:n].copy() for d in self.data]
+        out.scale = list(self.scale)
+        return out
+
     def block(self, n: int | None = None) -> F64:
         """Rows ``0 … n-1`` (all rows by default) of every column, float64 ``(n, columns)``."""
         n = self.size if n is None else n
@@ -98,6 +142,8 @@ class CompactColumns:
     def write(self, at: int, block: F64) -> None:
         """Rows ``at … at + len(block) - 1`` of every column from ``block`` (rows, columns)."""
         m = block.shape[0]
+        block = np.ascontiguousarray(block, dtype=np.float64)
+        bits = block.view(np.int64)
         for j in range(len(self.data)):
             v = block[:, j]
             d = self.data[j]
@@ -105,15 +151,8 @@ class CompactColumns:
             if scale == 0.0:
                 d[at : at + m] = v
                 continue
-            with np.errstate(over="ignore", invalid="ignore"):
-                ints = np.rint(v * scale)
-            nan = np.isnan(v)
             low, high = _BOUNDS[d.dtype]
-            good = np.array_equal((ints / scale)[~nan].view(np.int64), v[~nan].view(np.int64))
-            good = good and bool(((ints[~nan] > low) & (ints[~nan] <= high)).all())
-            if good and _plain(v, nan):
-                ints[nan] = low
-                d[at : at + m] = ints.astype(d.dtype)
+            if _encode_into(block, bits, j, scale, low, high, d, at):
                 continue
             whole = self.column(j, self.size)  # another scale or type: re-encode the column
             whole[at : at + m] = v
