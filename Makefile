@@ -83,6 +83,7 @@ bench: install kafka-fetch
 	$(PY) -m benchmarks.kernels --json
 	$(PY) -m benchmarks.calibration --json
 	$(PY) -m benchmarks.labels --json
+	$(PY) -m benchmarks.breakdown --json
 	$(PY) -m benchmarks.memory --json
 	$(PY) -m benchmarks.e2e --confluent --json
 	$(PY) -m benchmarks.latency --json
