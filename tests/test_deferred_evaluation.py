@@ -1,6 +1,7 @@
 """Steps evaluated on the evaluation thread (issue 15): the same lines, in the same order, and
-the same state as in-line evaluation — alerts, resolves, warmup references, segments,
-several monitors, several partitions — whatever the batch boundaries and the memory budget."""
+the same state as in-line evaluation — alerts, resolves, warmup references, segments, the
+multivariate statistic, several monitors, several partitions — whatever the batch boundaries
+and the memory budget."""
 
 from __future__ import annotations
 
@@ -33,9 +34,8 @@ def cfg_path(tmp_path_factory: pytest.TempPathFactory, profile: Path) -> Path:
     )
     doc = yaml.safe_load(path.read_text())
     base = doc["monitors"][0]
-    doc["monitors"].append(
-        {**base, "name": "warm", "reference": {"type": "warmup", "events": 1500}}
-    )
+    warm = {"name": "warm", "reference": {"type": "warmup", "events": 1500}}
+    doc["monitors"].append({**base, **warm, "multivariate": {"method": "pca_reconstruction"}})
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -62,12 +62,21 @@ def run(cfg_path: Path, batch: int, defer: bool) -> tuple[list[dict[str, Any]], 
     return out, pipe
 
 
-def state(pipe: Pipeline) -> bytes:
+def _untimed(x: Any) -> Any:
+    """Without the durations a checkpoint records (how long a calibration took)."""
+    if isinstance(x, dict):
+        return {k: _untimed(v) for k, v in x.items() if k != "seconds"}
+    if isinstance(x, list | tuple):
+        return [_untimed(v) for v in x]
+    return x
+
+
+def state(pipe: Pipeline) -> tuple[bytes, dict[str, bytes]]:
+    """A full checkpoint: its JSON parts and, per entry and array, the array's bytes."""
     meta, entries, removed = pipe.checkpoint(everything=True)
-    return orjson.dumps(
-        [meta, sorted((k, m) for k, (m, _) in entries.items()), removed],
-        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
-    )
+    arrays = {f"{k}/{n}": a.tobytes() for k, (_, arrs) in entries.items() for n, a in arrs.items()}
+    doc = _untimed([meta, sorted((k, m) for k, (m, _) in entries.items()), removed])
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS), arrays
 
 
 @pytest.mark.parametrize("batch", [97, 1000, 5000])
@@ -77,6 +86,7 @@ def test_same_lines_and_state_as_in_line(cfg_path: Path, batch: int) -> None:
     events = {line.get("event") for line in inline if line["type"] == "alert"}
     assert {"drift.detected", "drift.resolved"} <= events  # the stream covers them
     assert any(str(line.get("reference", "")).startswith("warmup:") for line in inline)
+    assert any(line.get("multivariate") for line in inline)
     assert off_line == inline
     assert state(b) == state(a)
 
