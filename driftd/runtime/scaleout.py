@@ -338,32 +338,44 @@ class PanesPurger(threading.Thread):
         self.settings = _client_settings(cfg)
         self.stopping = threading.Event()
         self.purged: dict[int, int] = {}  # partition -> first offset kept, as last purged
+        self._admin: Any = None  # one admin client, kept between rounds
 
     def run(self) -> None:
-        while not self.stopping.wait(self.interval_s):
-            try:
-                self.purge_once()
-            except Exception as exc:  # noqa: BLE001 - the next round retries
-                log.warning("purging consumed panes failed (retried): %s", exc)
+        try:
+            while not self.stopping.wait(self.interval_s):
+                try:
+                    self.purge_once()
+                except Exception as exc:  # noqa: BLE001 - the next round retries
+                    log.warning("purging consumed panes failed (retried): %s", exc)
+                    self._close_admin()  # a fresh client next round
+        finally:
+            self._close_admin()
 
     def purge_once(self) -> dict[int, int]:
-        from kafka.admin import KafkaAdminClient
+        if self._admin is None:
+            from kafka.admin import KafkaAdminClient
 
-        admin = KafkaAdminClient(**self.settings)
-        try:
-            committed = admin.list_group_offsets({self.group: None}).get(self.group, {})
-            todo = {
-                tp: om.offset
-                for tp, om in committed.items()
-                if tp.topic == self.topic and om.offset > self.purged.get(tp.partition, 0)
-            }
-            if todo:
-                admin.delete_records(todo, timeout_ms=30_000)
-                for tp, off in todo.items():
-                    self.purged[tp.partition] = off
-        finally:
-            admin.close()
+            self._admin = KafkaAdminClient(**self.settings)
+        admin = self._admin
+        committed = admin.list_group_offsets({self.group: None}).get(self.group, {})
+        todo = {
+            tp: om.offset
+            for tp, om in committed.items()
+            if tp.topic == self.topic and om.offset > self.purged.get(tp.partition, 0)
+        }
+        if todo:
+            admin.delete_records(todo, timeout_ms=30_000)
+            for tp, off in todo.items():
+                self.purged[tp.partition] = off
         return {tp.partition: off for tp, off in todo.items()}
+
+    def _close_admin(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception as exc:  # noqa: BLE001 - closing is best effort
+                log.debug("closing the purge admin client: %s", exc)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -13,19 +13,11 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
-from driftd.sources.batch import RecordBatch
+from driftd.sources.batch import RecordBatch, partition_key, split_partition_key
+
+__all__ = ["Source", "offsets_to_commit", "partition_key", "split_partition_key"]
 
 log = logging.getLogger(__name__)
-
-
-def partition_key(topic: str, partition: int) -> str:
-    """``"topic/partition"``: how runtime, checkpoints and sources name a partition."""
-    return f"{topic}/{partition}"
-
-
-def split_partition_key(key: str) -> tuple[str, int]:
-    topic, _, part = key.rpartition("/")
-    return topic, int(part)
 
 
 def offsets_to_commit(committed: Mapping[str, int], offsets: Mapping[str, int]) -> dict[str, int]:

@@ -24,8 +24,14 @@ NO_TS = np.iinfo(np.int64).min  # a record without a timestamp (RawRecord.timest
 Run = tuple[str, str, int, int]  # (partition key "topic/partition" or "", topic, start, end)
 
 
-def _partition_of(key: str) -> int:
-    return int(key.rpartition("/")[2]) if key else 0
+def partition_key(topic: str, partition: int) -> str:
+    """``"topic/partition"``: how runtime, checkpoints and sources name a partition."""
+    return f"{topic}/{partition}"
+
+
+def split_partition_key(key: str) -> tuple[str, int]:
+    topic, _, part = key.rpartition("/")
+    return topic, int(part)
 
 
 class RecordBatch(Sequence[RawRecord]):
@@ -146,7 +152,7 @@ class RecordBatch(Sequence[RawRecord]):
             self.value(i),
             int(self.positions[i]),
             None if ts == NO_TS else ts,
-            _partition_of(key),
+            split_partition_key(key)[1] if key else 0,
             int(self.offsets[i]),
             topic,
         )
