@@ -182,16 +182,15 @@ class Columns:
         """(values as ``to_float`` gives them, events whose value it would reject), for the
         events in ``rows``."""
         sc = self.sc
-        k = sc.kind[:, slot]
-        isnum = k == js.NUMBER
-        exact = isnum & ((sc.nflag[:, slot] & js.NUM_EXACT) != 0)
-        vals = np.where(exact, sc.num[:, slot], np.nan)
-        vals[k == js.TRUE] = 1.0
-        vals[k == js.FALSE] = 0.0
-        for i in np.flatnonzero(rows & isnum & ~exact).tolist():
-            vals[i] = to_float(self.raw(i, slot), "")
-        bad = (k == js.STRING) | (k == js.OBJECT) | (k == js.ARRAY)
-        return vals, bad
+        n = len(self.batch)
+        vals = np.empty(n, dtype=np.float64)
+        bad = np.empty(n, dtype=np.int8)
+        slow = np.empty(n, dtype=np.int64)
+        m = jf.numbers(sc.kind, sc.nflag, sc.num, slot, vals, bad, slow)
+        for i in slow[:m].tolist():
+            if rows[i]:
+                vals[i] = to_float(self.raw(i, slot), "")
+        return vals, bad.view(np.bool_)
 
     def _labelable(self, slot: int) -> tuple[Bool, Bool]:
         """(values whose scanned text is their label, other numbers)."""

@@ -7,6 +7,8 @@ microseconds by 10**6 (correctly rounded); that count is below 2**53 in those ye
 IEEE division of two exact doubles gives the same double. Anything else returns ``ok=False``
 and is left to Python (which accepts more forms and gives the rejection reasons).
 
+:func:`numbers` turns one slot's scanned values into floats in one pass.
+
 :func:`intern_spans` numbers the distinct byte strings of one slot in a batch in order of first
 appearance (one open-addressing table per call), so that only the distinct values are turned
 into Python strings.
@@ -23,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftd.kernels._jit import kernel
+from driftd.kernels.jsonscan import ARRAY, FALSE, NUM_EXACT, NUMBER, OBJECT, STRING, TRUE
 
 U8 = npt.NDArray[np.uint8]
 I8 = npt.NDArray[np.int8]
@@ -196,3 +199,28 @@ def intern_spans_np(buf: U8, spans: I64, take: I8) -> tuple[I32, I64]:
                 first.append(r)
             codes[r] = table[key]
     return codes, np.asarray(first, dtype=np.int64)
+
+
+@kernel
+def numbers(kind: I8, nflag: I8, num: F64, slot: int, vals: F64, bad: I8, slow: I64) -> int:
+    """One slot's values as floats (``to_float``'s: numbers, ``true`` 1.0, ``false`` 0.0, else
+    NaN) into ``vals``; ``bad[i]`` where ``to_float`` rejects the value (a string, an object,
+    an array). Numbers the scan could not read exactly are left NaN and their rows listed in
+    ``slow`` (the count is returned) for the caller to read through orjson."""
+    m = 0
+    for i in range(kind.shape[0]):
+        k = kind[i, slot]
+        v = np.nan
+        if k == NUMBER:
+            if nflag[i, slot] & NUM_EXACT:
+                v = num[i, slot]
+            else:
+                slow[m] = i
+                m += 1
+        elif k == TRUE:
+            v = 1.0
+        elif k == FALSE:
+            v = 0.0
+        vals[i] = v
+        bad[i] = k == STRING or k == OBJECT or k == ARRAY
+    return m
