@@ -10,8 +10,6 @@ and number.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,15 +98,7 @@ class Scanned:
     slow: int
 
 
-# A batch of at least this many events is scanned in two halves at once (the kernel releases
-# the GIL; the halves write disjoint rows), when the process may use two cores or more.
-SPLIT_AT = 2000
-THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-_helper: ThreadPoolExecutor | None = None
-
-
 def scan(plan: ScanPlan, buf: U8, starts: I64, ends: I64) -> Scanned:
-    global _helper
     n = starts.shape[0]
     s = max(plan.n_slots, 1)
     status = np.empty(n, dtype=np.int8)
@@ -117,18 +107,8 @@ def scan(plan: ScanPlan, buf: U8, starts: I64, ends: I64) -> Scanned:
     num = np.empty((n, s), dtype=np.float64)
     nflag = np.zeros((n, s), dtype=np.int8)
     parent, kstart, klen, keys, slot, inner, table = plan.arrays()
-
-    def part(a: int, b: int) -> int:
-        return int(js.scan_events(
-            buf, starts[a:b], ends[a:b], parent, kstart, klen, keys, slot, inner, table,
-            status[a:b], kind[a:b], span[a:b], num[a:b], nflag[a:b], js.POW10,
-        ))  # fmt: skip
-
-    if n < SPLIT_AT or THREADS < 2:
-        return Scanned(status, kind, span, num, nflag, part(0, n))
-    if _helper is None:
-        _helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftd-scan")
-    half = n // 2
-    theirs = _helper.submit(part, half, n)
-    slow = part(0, half) + theirs.result()
-    return Scanned(status, kind, span, num, nflag, slow)
+    slow = js.scan_events(
+        buf, starts, ends, parent, kstart, klen, keys, slot, inner, table,
+        status, kind, span, num, nflag, js.POW10,
+    )  # fmt: skip
+    return Scanned(status, kind, span, num, nflag, int(slow))

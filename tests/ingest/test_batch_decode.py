@@ -482,30 +482,3 @@ def test_interning_equals_its_twin(words: list[bytes]) -> None:
     want_codes, want_first = jf.intern_spans_np(buf, spans, take)
     assert codes.tolist() == want_codes.tolist()
     assert first[:nu].tolist() == want_first.tolist()
-
-
-def test_a_large_batch_scanned_in_two_halves_equals_one_pass(
-    cfg: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Batches of ``scan.SPLIT_AT`` events or more are scanned on two threads: every array
-    equals the one-pass scan's, slow and odd events included, wherever the cut falls."""
-    from driftd.ingest import scan as scan_mod
-
-    lines = [*generate(2500, version="v1", seed=6)]
-    for k in range(0, len(lines), 97):  # escapes, nesting, bad JSON: the orjson path decides
-        lines[k] = lines[k].replace(b'"region"', b'"re\\u0067ion"') if k % 2 else lines[k][:-3]
-    batch = RecordBatch.of_records([RawRecord(v, 1, None) for v in lines])
-    plan = Pipeline(cfg).router.columns.plan
-    assert len(lines) >= scan_mod.SPLIT_AT
-    split = scan_mod.scan(plan, batch.buf, batch.starts, batch.ends)
-    monkeypatch.setattr(scan_mod, "SPLIT_AT", 10**9)
-    whole = scan_mod.scan(plan, batch.buf, batch.starts, batch.ends)
-    assert split.slow == whole.slow > 0
-    assert np.array_equal(split.status, whole.status)
-    ok = whole.status == scan_mod.js.OK  # rows of SLOW events are partial and never read
-    kind = whole.kind[ok]
-    assert np.array_equal(split.kind[ok], kind) and np.array_equal(split.nflag[ok], whole.nflag[ok])
-    present = kind != scan_mod.js.ABSENT  # spans and numbers are only written when present
-    assert np.array_equal(split.span[ok][present], whole.span[ok][present])
-    number = kind == scan_mod.js.NUMBER
-    assert np.array_equal(_bits(split.num[ok][number]), _bits(whole.num[ok][number]))
