@@ -5,6 +5,7 @@ and the memory budget."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,20 @@ def test_a_small_memory_budget_changes_nothing(
 ) -> None:
     inline, _ = run(cfg_path, 5000, defer=False)
     monkeypatch.setattr(deferred, "BUDGET_BYTES", 1)  # every submit waits for the last one
-    off_line, _ = run(cfg_path, 5000, defer=True)
+    off_line, pipe = run(cfg_path, 5000, defer=True)
     assert off_line == inline
+    assert pipe._evaluator is not None and pipe._evaluator._budget == 1
+
+
+@pytest.mark.parametrize("budget", [1, 1 << 20])
+def test_over_budget_a_submit_waits_for_the_oldest(
+    budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(deferred, "_timed", lambda spec, view: time.sleep(0.3) or ({}, 0.0))
+    ev = deferred.Evaluator(budget_bytes=budget)
+    first = ev.submit(None, None, 1)  # type: ignore[arg-type]
+    ev.submit(None, None, 1)  # type: ignore[arg-type]
+    assert first.done() is (budget == 1)
 
 
 def test_lines_wait_for_the_next_batch_or_drain(cfg_path: Path) -> None:

@@ -54,16 +54,16 @@ def _timed(spec: MonitorSpec, view: WindowView) -> Result:
 class Evaluator:
     """The evaluation thread of one pipeline, and its memory budget."""
 
-    def __init__(self, budget_bytes: int = BUDGET_BYTES) -> None:
+    def __init__(self, budget_bytes: int | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftd-steps")
-        self._budget = budget_bytes
+        self._budget = BUDGET_BYTES if budget_bytes is None else budget_bytes
         self._lock = threading.Lock()
         self._held = 0
         self._queue: deque[Future[Result]] = deque()
 
     def submit(self, spec: MonitorSpec, view: WindowView, nbytes: int) -> Future[Result]:
         while self._queue and (self._queue[0].done() or self._held + nbytes > self._budget):
-            self._queue.popleft().result()  # over budget: wait for the oldest (errors later)
+            self._queue.popleft().result()  # over budget: wait for the oldest to be computed
         with self._lock:
             self._held += nbytes
         fut = self._pool.submit(_timed, spec, view)
@@ -74,9 +74,6 @@ class Evaluator:
     def _release(self, nbytes: int) -> None:
         with self._lock:
             self._held -= nbytes
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
 
 
 class Pending:
