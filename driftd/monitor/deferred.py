@@ -36,7 +36,8 @@ class Concludes(Protocol):
 
     def conclude(
         self,
-        ev: dict[str, Any],
+        result: Result,
+        reference: str | None,
         view: WindowView | None,
         seq: int,
         trigger: int,
@@ -95,11 +96,10 @@ class Pending:
         self.seq, self.trigger, self.rollback_to = seq, trigger, rollback_to
 
     def conclude(self) -> list[Output]:
-        ev, seconds = self.future.result()
-        self.ctx.eval_hist.observe(seconds)
-        if self.reference is not None:
-            ev["reference"] = self.reference
-        return self.monitor.conclude(ev, None, self.seq, self.trigger, self.ctx, self.rollback_to)
+        return self.monitor.conclude(
+            self.future.result(), self.reference, None, self.seq, self.trigger, self.ctx,
+            self.rollback_to,
+        )  # fmt: skip
 
 
 def resolve(lines: Iterable[dict[str, Any] | Pending]) -> list[dict[str, Any]]:

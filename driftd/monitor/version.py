@@ -253,33 +253,42 @@ class VersionMonitor:
         if job is None:  # version mode: no baseline window to compare with yet
             return []
         spec, target, reference = job
+        rollback_to = ctx.rollback_to(self.version)  # as it is now, in stream order
         pool = ctx.deferred
-        if pool is not None and not self.dets and self.spec.estimator is None:
-            frozen = self.window.frozen() if isinstance(self.window, CountWindow) else None
-            if frozen is not None:
-                copy: WindowView = frozen
-                if isinstance(target, refmodes.RemappedView):
-                    copy = refmodes.RemappedView(frozen, target.luts)
-                fut = pool.submit(spec, copy, frozen.nbytes)
-                rollback_to = ctx.rollback_to(self.version)  # as it is now, in stream order
-                return [(trigger, Pending(self, ctx, fut, reference, seq, trigger, rollback_to))]
+        window = self.window
+        if (
+            pool is not None
+            and isinstance(window, CountWindow)
+            and not self.dets
+            and self.spec.estimator is None
+        ):
+            frozen = window.frozen()
+            copy: WindowView = frozen
+            if isinstance(target, refmodes.RemappedView):
+                copy = refmodes.RemappedView(frozen, target.luts)
+            fut = pool.submit(spec, copy, frozen.nbytes)
+            return [(trigger, Pending(self, ctx, fut, reference, seq, trigger, rollback_to))]
         ev = evaluate(spec, target)
-        if reference is not None:
-            ev["reference"] = reference
-        ctx.eval_hist.observe(time.perf_counter() - t0)
-        return self.conclude(ev, view, seq, trigger, ctx, ctx.rollback_to(self.version))
+        result = (ev, time.perf_counter() - t0)
+        return self.conclude(result, reference, view, seq, trigger, ctx, rollback_to)
 
     def conclude(
         self,
-        ev: dict[str, Any],
+        result: tuple[dict[str, Any], float],
+        reference: str | None,
         view: WindowView | None,
         seq: int,
         trigger: int,
         ctx: Context,
         rollback_to: str | None,
     ) -> list[Output]:
-        """The in-order end of a step: policy, evaluation line, alerts, detectors, estimate
-        (``view``: the window, for the estimator; None for a deferred step)."""
+        """The in-order end of a step, from its (evaluation, seconds): policy, evaluation line,
+        alerts, detectors, estimate (``view``: the window, for the estimator; None for a
+        deferred step)."""
+        ev, seconds = result
+        ctx.eval_hist.observe(seconds)
+        if reference is not None:
+            ev["reference"] = reference
         end_ts = ev["window"].get("end_ts")
         ts = end_ts if end_ts is not None else math.nan
         transition, reason = ctx.policy.decide(self.policy, ev["drifted"], ts)

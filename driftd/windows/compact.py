@@ -74,8 +74,9 @@ def _encode_into(
     at: int,
 ) -> bool:
     """Column ``j`` of ``block`` as integers of ``scale`` into ``out[at:]``, in one pass over
-    the rows — if every value gives itself back exactly (the checks of :func:`_plain` and of
-    :meth:`CompactColumns.write`'s NumPy form); else nothing is written and False."""
+    the rows — if every value gives itself back exactly (the checks of :func:`_plain` and
+    :func:`_fit`: the missing value's NaN bits, no -0.0 or infinity, ``n / scale`` equal to
+    the value, ``n`` within the type's range); else nothing is written and False."""
     m = block.shape[0]
     for i in range(m):
         x = block[i, j]

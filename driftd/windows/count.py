@@ -134,20 +134,34 @@ class CountWindow:
     def span(self) -> dict[str, Any]:
         """Source positions, event times and per-partition offsets of the window's content."""
         f = self.filled
-        return _span(self.pos[:f], self.ts[:f], self.off[:f], self.part[:f])
+        if f == 0:
+            return {"start_position": None, "end_position": None, "events": 0}
+        pos = self.pos[:f]
+        ts = self.ts[:f]
+        finite = ts[np.isfinite(ts)]
+        out: dict[str, Any] = {
+            "start_position": int(pos.min()),
+            "end_position": int(pos.max()),
+            "events": int(f),
+            "start_ts": float(finite.min()) if finite.size else None,
+            "end_ts": float(finite.max()) if finite.size else None,
+        }
+        prov = provenance(self.part[:f], self.off[:f])
+        if prov:  # sources with offsets (Kafka): per partition code, [first, last] offset
+            out["partitions"] = prov
+        return out
 
-    def frozen(self) -> FrozenView:
-        """A copy of what evaluation reads, for evaluating on another thread while appends go
-        on (see :mod:`driftd.monitor.deferred`)."""
+    def frozen(self) -> CountWindow:
+        """A copy holding exactly the window's current rows, for evaluating on another thread
+        while appends go on (see :mod:`driftd.monitor.deferred`)."""
         f = self.filled
-        return FrozenView(
-            self._num.copy(f),
-            self.cat[:f].copy(),
-            self.pos[:f].copy(),
-            self.ts[:f].copy(),
-            self.off[:f].copy(),
-            self.part[:f].copy(),
-        )
+        w = CountWindow.__new__(CountWindow)
+        w.size, w.step, w.total, w.head, w.filled = f, self.step, self.total, 0, f
+        w.last_position = self.last_position
+        w._num = self._num.copy(f)
+        w.cat, w.pos, w.ts = self.cat[:f].copy(), self.pos[:f].copy(), self.ts[:f].copy()
+        w.off, w.part = self.off[:f].copy(), self.part[:f].copy()
+        return w
 
     # ------------------------------------------------------------------ state
 
@@ -175,58 +189,3 @@ class CountWindow:
             getattr(w, name)[:] = arrays[name]
         w.total, w.head, w.filled, w.last_position = total, head, filled, last
         return w
-
-
-def _span(
-    pos: npt.NDArray[np.int64],
-    ts: npt.NDArray[np.float64],
-    off: npt.NDArray[np.int64],
-    part: npt.NDArray[np.int32],
-) -> dict[str, Any]:
-    f = int(pos.shape[0])
-    if f == 0:
-        return {"start_position": None, "end_position": None, "events": 0}
-    finite = ts[np.isfinite(ts)]
-    out: dict[str, Any] = {
-        "start_position": int(pos.min()),
-        "end_position": int(pos.max()),
-        "events": f,
-        "start_ts": float(finite.min()) if finite.size else None,
-        "end_ts": float(finite.max()) if finite.size else None,
-    }
-    prov = provenance(part, off)
-    if prov:  # sources with offsets (Kafka): per partition code, [first, last] offset
-        out["partitions"] = prov
-    return out
-
-
-class FrozenView:
-    """A count window's content at one step, copied (:meth:`CountWindow.frozen`)."""
-
-    __slots__ = ("_num", "cat", "pos", "ts", "off", "part", "filled")
-
-    def __init__(
-        self,
-        num: CompactColumns,
-        cat: npt.NDArray[np.int32],
-        pos: npt.NDArray[np.int64],
-        ts: npt.NDArray[np.float64],
-        off: npt.NDArray[np.int64],
-        part: npt.NDArray[np.int32],
-    ) -> None:
-        self._num, self.cat, self.pos, self.ts, self.off, self.part = num, cat, pos, ts, off, part
-        self.filled = int(pos.shape[0])
-
-    @property
-    def nbytes(self) -> int:
-        rest = (self.cat, self.pos, self.ts, self.off, self.part)
-        return self._num.nbytes + sum(int(a.nbytes) for a in rest)
-
-    def num_column(self, j: int) -> npt.NDArray[np.float64]:
-        return self._num.column(j, self.filled)
-
-    def cat_column(self, j: int) -> npt.NDArray[np.int32]:
-        return self.cat[:, j]
-
-    def span(self) -> dict[str, Any]:
-        return _span(self.pos, self.ts, self.off, self.part)
